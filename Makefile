@@ -1,0 +1,40 @@
+# The two commands: `make run` (set up, build, serve with the simulated feed) and
+# `make test` (set up, build, run every test against both cores). Everything a fresh machine
+# needs is installed from here: a virtualenv in .venv, pinned PyPI packages, the Rust extension.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMPS := .make
+export VIRTUAL_ENV := $(abspath $(VENV))
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: run test build setup test-python test-rust bench bench-table clean
+
+$(PY):
+	python3 -m venv $(VENV)
+
+$(STAMPS)/deps: requirements.txt | $(PY)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	@mkdir -p $(STAMPS) && touch $@
+
+setup: $(STAMPS)/deps
+
+# Builds the extension in release mode and installs the package (editable: python/ is live).
+build: setup
+	maturin develop --release --quiet
+
+run: build
+	tickfan serve
+
+test: build
+	cargo test --quiet -p tickfan-core
+	$(PY) -m pytest -q --benchmark-disable
+
+# Micro-benchmarks: both cores and a naive baseline side by side, one group per operation.
+bench: build
+	$(PY) -m pytest benches/micro -q --benchmark-only --benchmark-columns=min,median,mean,rounds \
+		--benchmark-sort=name --benchmark-json=benches/results/micro.json
+	$(PY) benches/micro/table.py benches/results/micro.json
+
+clean:
+	rm -rf $(VENV) $(STAMPS) target python/tickfan/_core*.so

@@ -1,0 +1,284 @@
+"""The native core's API: the spec that both cores meet, to the byte.
+
+``tickfan._core`` (Rust, PyO3) and ``tickfan.core._python`` (the pure-Python twin) export the
+same names with the same signatures, defaults, errors (``tickfan.errors``, same messages) and
+outputs. ``tickfan.core`` picks one. The core is sans-I/O: ticks and subscription changes go in,
+encoded JSON text frames (``str``) come out of per-connection queues. It never awaits, never
+touches a socket and never calls back into Python.
+
+Conventions
+-----------
+* Times are integer milliseconds. ``now_ms`` is the caller's clock (the server's wall clock);
+  a tick's ``ts`` is the publisher's timestamp. Windows and rates run on ``now_ms``, candles on
+  ``ts``.
+* Prices and sizes are floats that must be exactly representable with the symbol's decimals:
+  ``units = round(value * 10**d)`` and ``float(units) / POW10[d] == value`` must hold, where
+  ``POW10[d]`` is the float ``10.0**d`` (exact for d <= 18). Every float the core emits (frames,
+  candles, ``latest``) is computed as ``float(units) / POW10[d]`` so both cores agree bit for bit.
+  ``units`` must be at most ``MAX_UNITS`` (2**53 - 1).
+* Text formatting of a decimal in a frame, from integer ``units`` and decimals ``d``: the integer
+  part, a dot, then the ``d`` fractional digits with trailing zeros removed, keeping at least one
+  digit: units=4312537, d=2 -> ``43125.37``; units=4312500, d=2 -> ``43125.0``; units=15, d=3 ->
+  ``0.015``; units=7, d=0 -> ``7.0``; units=0, d=8 -> ``0.0``.
+* Frames are compact JSON (no spaces), keys in the order shown below. Symbol names are
+  restricted (``[A-Za-z0-9._:/-]{1,32}``) so they never need escaping.
+* A ``market_data`` frame, encoded once per tick and shared (the same ``str`` object) by every
+  connection that receives that tick as its own message::
+
+    {"type":"market_data","symbol":"BTC/USD","seq":1042,"ts":1731283200123,"price":43125.37,"size":0.015}
+
+* A ``market_data_batch`` frame for the ticks with seq ``start .. end-1`` of one symbol, encoded
+  once per (symbol, start, end) within one ``flush``/``ingest`` call and shared by every
+  connection that gets exactly that range::
+
+    {"type":"market_data_batch","symbol":"BTC/USD","seq":1042,"count":3,"price_decimals":2,"size_decimals":8,"ts":[1731283200123,5,0],"price":[4312537,-2,10],"size":[1500000,250000000,1000]}
+
+  ``ts`` and ``price``: first element absolute, each later one the difference from the previous
+  tick; ``size`` absolute units. Integers in JSON are plain decimal integers.
+
+Subscription modes (per connection and symbol)
+----------------------------------------------
+* ``tick``: every tick's ``market_data`` frame is queued at ingest.
+* ``batch``: the connection joins the batch group ``(symbol, interval_ms)`` (default 50). A
+  group's window opens at the first tick ingested while it has no open window, with deadline
+  ``now_ms + interval_ms``. ``flush(now_ms)`` closes every window whose deadline <= now_ms: each
+  member connection gets one frame with the ticks from its own next seq up to the symbol's
+  latest (nothing if that range is empty) and its next seq moves past them. A connection that
+  joined mid-window therefore gets only ticks after its subscription (after its snapshot).
+* ``conflate``: group ``(symbol, interval_ms)`` (default 1000); a leading-and-trailing throttle.
+  A tick arriving while the group has no open window is queued at once (its ``market_data``
+  frame) and opens a window with deadline ``now_ms + interval_ms``. Ticks arriving in an open
+  window are held (only the latest counts). When ``flush`` closes the window: if a tick newer than
+  the last one sent is held, its frame is queued to each member that has not yet received that
+  seq and a new window opens with deadline ``now_ms + interval_ms``; otherwise no window is open.
+* ``auto`` (default): per symbol, ``tick`` while the symbol is not high-frequency, ``batch``
+  (interval default 50) while it is. The rate is the number of ticks of the symbol ingested with
+  ``now_ms // 100`` in the last 10 buckets of 100 ms (the current bucket included), counted after
+  adding the tick being ingested. A symbol becomes high-frequency at a tick that makes the rate
+  greater than ``high_freq_per_s``, and stops being so at a tick that makes the rate <= half the
+  threshold (hysteresis). When a symbol becomes high-frequency, that tick is the first one its
+  auto connections get in batches. When it stops, every auto connection's pending range is
+  queued at once as a batch frame (before that tick's own ``market_data``), and the tick goes out
+  as a ``market_data`` frame.
+* Subscribing again to a subscribed symbol replaces mode and interval; anything pending for the
+  old mode (a batch range) is queued first, so nothing is lost. Unsubscribing discards what is
+  pending for that symbol.
+
+Ordering and determinism
+------------------------
+Within one ``ingest`` call, ticks are processed in input order, and for each tick: auto mode
+switch (queuing pending batches), then ``market_data`` to tick-mode/auto-tick connections and
+conflate groups without an open window, then windows opened. ``flush`` processes due windows in
+the order (deadline, symbol's index in the universe, batch before conflate, interval_ms).
+Connections are visited in ascending connection id everywhere. Outputs that are lists of ids are
+sorted ascending and hold no duplicates.
+
+Outbound queues
+---------------
+Each connection has a FIFO of frames bounded by ``max_queue_frames`` and ``max_queue_bytes``
+(``len`` of the str; frames are ASCII). A frame that does not fit is dropped and the connection
+becomes *overflowed*: from then on every frame for it is dropped (each drop counted in
+``stats()["dropped"]``); ``take_overflowed`` reports it once. The server then closes that
+socket with ``slow_consumer`` (1013). Frames already queued stay drainable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Final, Literal
+
+Mode = Literal["tick", "batch", "conflate", "auto"]
+Direction = Literal["above", "below"]
+Candle = tuple[int, float, float, float, float, float]
+"""(open time ms, open, high, low, close, volume)."""
+
+IMPLEMENTATION: Final[str]
+"""``"rust"`` or ``"python"``."""
+INTERVALS: Final[dict[str, int]]
+"""Candle intervals and their length in ms: {"1s": 1000, "1m": 60000, "5m": 300000, "1h": 3600000}."""
+DEFAULT_CANDLE_CAPACITY: Final[dict[str, int]]
+"""{"1s": 3600, "1m": 1440, "5m": 2016, "1h": 720}."""
+MAX_UNITS: Final[int]
+"""2**53 - 1: the largest integer price or size in units of 10**-decimals."""
+MAX_DECIMALS: Final[int]
+"""12: the most decimals a symbol may declare for price or size."""
+MIN_INTERVAL_MS: Final[int]
+"""10"""
+MAX_INTERVAL_MS: Final[int]
+"""60000"""
+
+class Core:
+    """Symbol universe, tick ingest, subscriptions, fan-out queues, candles and price alerts.
+
+    Not thread-safe: one owner (the server's event loop) calls it.
+    """
+
+    def __init__(
+        self,
+        symbols: Sequence[tuple[str, int, int]],
+        *,
+        high_freq_per_s: float = 20.0,
+        candle_capacity: Mapping[str, int] | None = None,
+        max_queue_frames: int = 10_000,
+        max_queue_bytes: int = 8 * 1024 * 1024,
+        max_symbols_per_connection: int = 100,
+    ) -> None:
+        """``symbols``: ``(name, price_decimals, size_decimals)`` in universe order.
+
+        ``candle_capacity`` overrides per interval name the defaults of
+        ``DEFAULT_CANDLE_CAPACITY`` (each >= 1). Raises ``InvalidArgument`` for an empty or
+        duplicated universe, a bad name (see module doc), decimals outside 0..=MAX_DECIMALS, an
+        unknown interval name, a capacity < 1, ``high_freq_per_s`` not finite or <= 0, or a queue
+        limit < 1. Messages:
+        ``"symbol universe is empty"``, ``"duplicate symbol 'X'"``, ``"invalid symbol name 'X'"``,
+        ``"decimals of 'X' must be between 0 and 12"``, ``"unknown candle interval 'X'"``,
+        ``"candle capacity must be >= 1"``, ``"high_freq_per_s must be a finite number > 0"``,
+        ``"queue limits must be >= 1"``, ``"max_symbols_per_connection must be >= 1"``.
+        """
+
+    def symbols(self) -> list[tuple[str, int, int]]:
+        """The universe as given, in order."""
+
+    # --- ticks --------------------------------------------------------------------------
+
+    def ingest(self, ticks: Sequence[tuple[str, float, float, int]], now_ms: int) -> int:
+        """Validate and apply ``(symbol, price, size, ts)`` ticks; return how many were applied.
+
+        All or nothing: each item is checked in order against the state as it would be after
+        every earlier *valid* item of the same call. If any item is invalid, ``TickRejected`` is
+        raised with message ``"{k} of {n} ticks rejected"`` and ``errors`` = ``[(index,
+        message), ...]`` for every invalid item, and nothing changes. One message per item, the
+        first rule it breaks, in this order:
+
+        * not a 4-tuple/list: ``"tick must be [symbol, price, size, ts]"``
+        * ``"unknown symbol 'X'"``
+        * price not an int/float (bool excluded), not finite or <= 0:
+          ``"price must be a finite number > 0"``
+        * size likewise but < 0: ``"size must be a finite number >= 0"``
+        * ts not an int (bool excluded) or < 0: ``"ts must be an integer >= 0"``
+        * ``"price has more than {d} decimals"``, ``"size has more than {d} decimals"``
+        * units > MAX_UNITS: ``"price out of range"``, ``"size out of range"``
+        * ``"ts {ts} is earlier than the previous tick's ts {prev}"``
+
+        An empty sequence is valid and returns 0. For each applied tick: seq = previous + 1
+        (starting at 1), candles updated, latest tick replaced, rate updated, frames queued per
+        the mode rules, alerts checked.
+        """
+
+    def latest(self, symbol: str) -> tuple[int, int, float, float] | None:
+        """``(seq, ts, price, size)`` of the symbol's latest tick, or None. ``UnknownSymbol``."""
+
+    def is_high_frequency(self, symbol: str) -> bool:
+        """Whether ``auto`` currently batches this symbol. ``UnknownSymbol``."""
+
+    # --- connections and subscriptions --------------------------------------------------
+
+    def connect(self) -> int:
+        """Register a connection; ids are 1, 2, 3, ... and never reused."""
+
+    def disconnect(self, conn_id: int) -> None:
+        """Forget a connection, its subscriptions and its queue. Unknown ids are ignored."""
+
+    def subscribe(
+        self,
+        conn_id: int,
+        symbols: Sequence[str],
+        mode: str = "auto",
+        interval_ms: int | None = None,
+        now_ms: int = 0,
+    ) -> tuple[list[str], list[str], list[str]]:
+        """Subscribe to the known symbols of ``symbols`` (duplicates ignored, first kept).
+
+        Returns ``(subscribed, unknown, snapshots)``: the known symbols of the request in request
+        order; the unknown ones in request order; and, for each *newly* subscribed symbol that has
+        traded, its latest ``market_data`` frame (the same str the core cached for that tick).
+        Snapshots are returned, not queued: the caller queues its ``subscribed`` ack first, then
+        the snapshots, with ``push``. For a batch/auto subscription the connection's next seq is
+        the latest seq + 1.
+
+        Raises, changing nothing: ``UnknownConnection`` (``"unknown connection {id}"``);
+        ``InvalidArgument`` ``"mode must be one of tick, batch, conflate, auto"``,
+        ``"interval_ms must be between 10 and 60000"`` (None means the mode's default: 50 for
+        batch and auto, 1000 for conflate; ignored for tick); ``TooManySymbols``
+        ``"at most {n} symbols per connection"`` when the connection's subscriptions after the
+        call would exceed ``max_symbols_per_connection``.
+        """
+
+    def unsubscribe(self, conn_id: int, symbols: Sequence[str]) -> list[str]:
+        """Drop subscriptions; return those that existed, in request order, no duplicates.
+
+        Unknown or unsubscribed symbols are ignored. ``UnknownConnection``.
+        """
+
+    def subscriptions(self, conn_id: int) -> list[tuple[str, str, int]]:
+        """``(symbol, mode, interval_ms)`` in universe order; tick mode reports interval 0."""
+
+    # --- outbound queues ----------------------------------------------------------------
+
+    def push(self, conn_id: int, frame: str) -> bool:
+        """Queue a control frame (ack, error, pong, backfill) under the same limits.
+
+        Returns False if it was dropped (the connection is or just became overflowed).
+        ``UnknownConnection``.
+        """
+
+    def drain(self, conn_id: int, max_frames: int = 1024) -> list[str]:
+        """Remove and return up to ``max_frames`` queued frames, oldest first.
+
+        Unknown connections return ``[]`` (a writer may outlive its connection by a moment).
+        """
+
+    def queued(self, conn_id: int) -> tuple[int, int]:
+        """``(frames, bytes)`` queued. ``UnknownConnection``."""
+
+    def take_ready(self) -> list[int]:
+        """Connections whose queue went from empty to non-empty since the last call (sorted)."""
+
+    def take_overflowed(self) -> list[int]:
+        """Connections that overflowed since the last call (sorted, each reported once)."""
+
+    def flush(self, now_ms: int) -> None:
+        """Close every batch and conflate window whose deadline <= now_ms (see module doc)."""
+
+    def next_deadline_ms(self) -> int | None:
+        """The earliest deadline of an open window, or None when no window is open."""
+
+    def stats(self) -> dict[str, int]:
+        """Counters since construction: ``ticks_in``, ``frames_queued``, ``bytes_queued``,
+        ``dropped``, and gauges ``connections``, ``subscriptions``, ``alerts``."""
+
+    # --- candles --------------------------------------------------------------------------
+
+    def backfill(self, symbol: str, interval: str, since_ms: int) -> tuple[list[Candle], bool]:
+        """Candles with open time >= the open time of the candle containing ``since_ms``.
+
+        Oldest first, the open candle included; ``complete`` is False only when a candle that
+        belongs in the answer was evicted from the ring (then the list starts at the oldest held).
+        ``since_ms`` in the future gives ``([], True)``; negative values act as 0.
+        ``UnknownSymbol``; ``InvalidArgument`` ``"unknown candle interval 'X'"``.
+        """
+
+    def recent_candles(self, symbol: str, interval: str, limit: int) -> tuple[list[Candle], bool]:
+        """The most recent ``limit`` candles, oldest first. ``complete`` is False only when fewer
+        than ``limit`` are returned and some were evicted. ``limit`` < 1: ``InvalidArgument``
+        ``"limit must be >= 1"``."""
+
+    # --- price alerts -------------------------------------------------------------------
+
+    def add_alert(self, alert_id: int, symbol: str, direction: str, level: float) -> None:
+        """Arm an alert: ``above`` fires on the first later tick with price >= level, ``below``
+        on price <= level. It fires once and is then removed. ``UnknownSymbol``;
+        ``InvalidArgument``: ``"direction must be above or below"``,
+        ``"level must be a finite number > 0"``, ``"alert {id} already exists"``.
+        Lookup per tick is O(log n + k): levels are kept sorted (heaps) per symbol and direction.
+        """
+
+    def remove_alert(self, alert_id: int) -> bool:
+        """Disarm; False if no such armed alert."""
+
+    def take_fired(self) -> list[tuple[int, str, int, int, float]]:
+        """Alerts fired since the last call: ``(alert_id, symbol, seq, ts, price)`` of the tick
+        that fired them, in tick order, and by alert id within one tick."""
+
+def format_units(units: int, decimals: int) -> str:
+    """The frame text of a decimal (see module doc)."""
