@@ -15,7 +15,10 @@ Conventions
   ``units = round(value * 10**d)`` and ``float(units) / POW10[d] == value`` must hold, where
   ``POW10[d]`` is the float ``10.0**d`` (exact for d <= 18). Every float the core emits (frames,
   candles, ``latest``) is computed as ``float(units) / POW10[d]`` so both cores agree bit for bit.
-  ``units`` must be at most ``MAX_UNITS`` (2**53 - 1).
+  ``units`` must be at most ``MAX_UNITS`` (2**53 - 1). All of it in f64: an int is first
+  converted to the nearest float (an int too large for a float counts as not finite), ``round``
+  breaks ties to even (Python's ``round``), and a product ``value * POW10[d]`` that overflows to
+  inf fails the decimals check.
 * Text formatting of a decimal in a frame, from integer ``units`` and decimals ``d``: the integer
   part, a dot, then the ``d`` fractional digits with trailing zeros removed, keeping at least one
   digit: units=4312537, d=2 -> ``43125.37``; units=4312500, d=2 -> ``43125.0``; units=15, d=3 ->
@@ -56,13 +59,21 @@ Subscription modes (per connection and symbol)
   ``now_ms // 100`` in the last 10 buckets of 100 ms (the current bucket included), counted after
   adding the tick being ingested. A symbol becomes high-frequency at a tick that makes the rate
   greater than ``high_freq_per_s``, and stops being so at a tick that makes the rate <= half the
-  threshold (hysteresis). When a symbol becomes high-frequency, that tick is the first one its
+  threshold (hysteresis). (A clock that steps back: buckets after the tick's own are not
+  counted, and buckets older than 9 before a tick's own are forgotten at that tick.) When a symbol becomes high-frequency, that tick is the first one its
   auto connections get in batches. When it stops, every auto connection's pending range is
   queued at once as a batch frame (before that tick's own ``market_data``), and the tick goes out
   as a ``market_data`` frame.
 * Subscribing again to a subscribed symbol replaces mode and interval; anything pending for the
   old mode (a batch range) is queued first, so nothing is lost. Unsubscribing discards what is
-  pending for that symbol.
+  pending for that symbol. A re-subscription, even with the same mode and interval, leaves the
+  old subscription (queuing its pending range) and then joins anew; a conflate member keeps the
+  newest seq it was sent.
+* Windows belong to groups with *active* members: conflate members, batch members, and auto
+  members while the symbol is high-frequency. A tick opens a window only for a group with an
+  active member; a group that loses its last active member (unsubscribe, re-subscribe,
+  disconnect, or the symbol ceasing to be high-frequency) loses its open window; a group with
+  no members no longer exists (a conflate group forgets what it last sent).
 
 Ordering and determinism
 ------------------------
@@ -78,7 +89,8 @@ Outbound queues
 Each connection has a FIFO of frames bounded by ``max_queue_frames`` and ``max_queue_bytes``
 (``len`` of the str; frames are ASCII). A frame that does not fit is dropped and the connection
 becomes *overflowed*: from then on every frame for it is dropped (each drop counted in
-``stats()["dropped"]``); ``take_overflowed`` reports it once. The server then closes that
+``stats()["dropped"]``, the first one included); ``take_overflowed`` reports it once.
+``take_ready`` and ``take_overflowed`` never report a connection that has been disconnected. The server then closes that
 socket with ``slow_consumer`` (1013). Frames already queued stay drainable.
 """
 
@@ -134,6 +146,9 @@ class Core:
         ``"decimals of 'X' must be between 0 and 12"``, ``"unknown candle interval 'X'"``,
         ``"candle capacity must be >= 1"``, ``"high_freq_per_s must be a finite number > 0"``,
         ``"queue limits must be >= 1"``, ``"max_symbols_per_connection must be >= 1"``.
+        Checked in this order: each symbol in turn (name, duplicate, decimals; the empty check
+        when there are none), ``candle_capacity`` in its iteration order (each name, then its
+        capacity), ``high_freq_per_s``, the two queue limits, ``max_symbols_per_connection``.
         """
 
     def symbols(self) -> list[tuple[str, int, int]]:
@@ -151,11 +166,11 @@ class Core:
         first rule it breaks, in this order:
 
         * not a 4-tuple/list: ``"tick must be [symbol, price, size, ts]"``
-        * ``"unknown symbol 'X'"``
+        * ``"unknown symbol 'X'"`` (X is the ``str()`` of a symbol that is not a str)
         * price not an int/float (bool excluded), not finite or <= 0:
           ``"price must be a finite number > 0"``
         * size likewise but < 0: ``"size must be a finite number >= 0"``
-        * ts not an int (bool excluded) or < 0: ``"ts must be an integer >= 0"``
+        * ts not an int (bool excluded), < 0 or > 2**63 - 1: ``"ts must be an integer >= 0"``
         * ``"price has more than {d} decimals"``, ``"size has more than {d} decimals"``
         * units > MAX_UNITS: ``"price out of range"``, ``"size out of range"``
         * ``"ts {ts} is earlier than the previous tick's ts {prev}"``
@@ -211,7 +226,8 @@ class Core:
         """
 
     def subscriptions(self, conn_id: int) -> list[tuple[str, str, int]]:
-        """``(symbol, mode, interval_ms)`` in universe order; tick mode reports interval 0."""
+        """``(symbol, mode, interval_ms)`` in universe order; tick mode reports interval 0.
+        ``UnknownConnection``."""
 
     # --- outbound queues ----------------------------------------------------------------
 
@@ -261,7 +277,7 @@ class Core:
     def recent_candles(self, symbol: str, interval: str, limit: int) -> tuple[list[Candle], bool]:
         """The most recent ``limit`` candles, oldest first. ``complete`` is False only when fewer
         than ``limit`` are returned and some were evicted. ``limit`` < 1: ``InvalidArgument``
-        ``"limit must be >= 1"``."""
+        ``"limit must be >= 1"``. Checked in order: symbol, interval (as ``backfill``), limit."""
 
     # --- price alerts -------------------------------------------------------------------
 
@@ -269,7 +285,8 @@ class Core:
         """Arm an alert: ``above`` fires on the first later tick with price >= level, ``below``
         on price <= level. It fires once and is then removed. ``UnknownSymbol``;
         ``InvalidArgument``: ``"direction must be above or below"``,
-        ``"level must be a finite number > 0"``, ``"alert {id} already exists"``.
+        ``"level must be a finite number > 0"``, ``"alert {id} already exists"`` (checked in
+        this order; an id is free again once its alert fired or was removed).
         Lookup per tick is O(log n + k): levels are kept sorted (heaps) per symbol and direction.
         """
 

@@ -216,7 +216,8 @@ class Core:
                 self._n_subs += 1
                 if sym.latest is not None:
                     snapshots.append(sym.tick_frame())
-            elif old.mode != mode or old.interval_ms != interval:
+            else:
+                # A re-subscription replaces the old one (even an identical one): leave, then join.
                 received = self._leave(sym, old, cache)
                 conn.subs[s] = self._join(sym, conn, mode, interval, received)
         return [name for name, _ in known], unknown, snapshots

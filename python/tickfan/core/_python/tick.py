@@ -29,15 +29,13 @@ def as_float(value: object) -> float | None:
 
 
 def to_units(value: float, p: float) -> int | None:
-    """``round(value * p)`` in f64, ties away from zero (Rust's ``f64::round``), when it
-    converts back exactly (``units / p == value``); None when ``value`` has more decimals."""
+    """``round(value * p)`` in f64 (ties to even), when it converts back exactly
+    (``units / p == value``); None when ``value`` has more decimals."""
     scaled = value * p
     try:
         units = round(scaled)
     except OverflowError:  # value * p is inf
         return None
-    if scaled - units == 0.5:  # round() breaks ties to even; f64::round breaks them away from 0
-        units += 1
     return units if units / p == value else None
 
 
