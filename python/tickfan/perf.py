@@ -1,0 +1,269 @@
+"""Performance measurement for ``/ws/performance-metrics`` (protocol section 7).
+
+Every figure is measured, never estimated from configuration: counters are bumped where the
+thing happens (a socket write, an ingest, a drop), latencies are recorded per socket write,
+and event-loop lag is the observed oversleep of a periodic timer.
+
+Design: all counters and the latency histogram are *cumulative* and cheap to bump on the hot
+path (an integer add, a bisect). A sampler task snapshots them every ``sample_interval_s``;
+a rate is the difference between the live counters and the snapshot about ``rate_window_s``
+old, divided by the real time between them, and latency percentiles come from the difference
+of histogram counts over ``latency_window_s``. So every metrics consumer, whatever its
+interval, sees figures over the same trailing windows, and a consumer's first message (sent
+right after it connects) is already meaningful.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import collections
+import math
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import psutil
+
+__all__ = ["CHANNELS", "LatencyHistogram", "PerfMonitor", "percentile"]
+
+CHANNELS: tuple[str, ...] = ("market_data", "bot_status", "notifications", "performance_metrics")
+"""The keys of the ``connections`` object, one per ``/ws/*`` channel."""
+
+
+def _log_bounds(lo_ms: float, hi_ms: float, per_decade: int) -> tuple[float, ...]:
+    bounds = []
+    k = 0
+    while True:
+        b = lo_ms * 10 ** (k / per_decade)
+        bounds.append(float(f"{b:.6g}"))
+        if b >= hi_ms:
+            return tuple(bounds)
+        k += 1
+
+
+DEFAULT_BOUNDS_MS = _log_bounds(0.01, 60_000.0, 20)
+"""Bucket upper bounds: 10 µs to 60 s, 20 per decade (each bound 12.2% above the previous)."""
+
+
+def percentile(counts: Sequence[int], bounds: Sequence[float], q: float) -> float | None:
+    """The ``q`` quantile (0 < q <= 1) of a histogram: the upper bound of the bucket holding the
+    sample of rank ``ceil(q * n)``, so an overestimate by at most one bucket width (12.2% with
+    the default bounds). None when the histogram is empty. Samples above the last bound
+    (the overflow bucket, ``counts[-1]``) report the last bound."""
+    n = sum(counts)
+    if n == 0:
+        return None
+    rank = max(1, math.ceil(q * n - 1e-9))  # the epsilon keeps 0.99 * 100 at rank 99
+    seen = 0
+    for i, c in enumerate(counts):
+        seen += c
+        if seen >= rank:
+            return bounds[min(i, len(bounds) - 1)]
+    return bounds[-1]
+
+
+class LatencyHistogram:
+    """Fixed-bucket, cumulative latency histogram in milliseconds.
+
+    ``record`` is a bisect and an increment; counts are never reset, so windows are taken by
+    subtracting snapshots (:meth:`snapshot`), which needs no lock and no per-window state.
+    """
+
+    __slots__ = ("bounds", "_counts")
+
+    def __init__(self, bounds_ms: Sequence[float] = DEFAULT_BOUNDS_MS) -> None:
+        if not bounds_ms or list(bounds_ms) != sorted(set(bounds_ms)):
+            raise ValueError("bounds must be non-empty and strictly increasing")
+        self.bounds = tuple(float(b) for b in bounds_ms)
+        self._counts = [0] * (len(self.bounds) + 1)  # last: overflow
+
+    def record(self, ms: float) -> None:
+        self._counts[bisect.bisect_left(self.bounds, ms)] += 1
+
+    def snapshot(self) -> tuple[int, ...]:
+        return tuple(self._counts)
+
+    @property
+    def count(self) -> int:
+        return sum(self._counts)
+
+    def percentile(self, q: float, since: Sequence[int] | None = None) -> float | None:
+        """Quantile of every sample, or of those recorded after the snapshot ``since``."""
+        counts: Sequence[int] = self._counts
+        if since is not None:
+            counts = [a - b for a, b in zip(self._counts, since, strict=True)]
+        return percentile(counts, self.bounds, q)
+
+
+class _Snapshot:
+    __slots__ = ("t", "ticks_in", "frames_out", "bytes_out", "latency")
+
+    def __init__(
+        self, t: float, ticks_in: int, frames_out: int, bytes_out: int, latency: tuple[int, ...]
+    ) -> None:
+        self.t = t
+        self.ticks_in = ticks_in
+        self.frames_out = frames_out
+        self.bytes_out = bytes_out
+        self.latency = latency
+
+
+class PerfMonitor:
+    """Counters, the fan-out latency histogram, a loop-lag sampler and the ``metrics`` builder.
+
+    ``core_stats`` is the active core's ``Core.stats`` (its ``ticks_in`` and ``dropped`` are the
+    authoritative counts); without it, :meth:`record_ticks` and :meth:`record_drops` feed them.
+    The hot-path methods (``record_*``) do O(1) work and never allocate.
+    """
+
+    def __init__(
+        self,
+        *,
+        core_name: str,
+        core_stats: Callable[[], Mapping[str, int]] | None = None,
+        sample_interval_s: float = 0.25,
+        rate_window_s: float = 1.0,
+        latency_window_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        process: psutil.Process | None = None,
+    ) -> None:
+        if not 0 < sample_interval_s <= rate_window_s <= latency_window_s:
+            raise ValueError("need 0 < sample_interval_s <= rate_window_s <= latency_window_s")
+        self.core_name = core_name
+        self._core_stats = core_stats
+        self.sample_interval_s = sample_interval_s
+        self.rate_window_s = rate_window_s
+        self.latency_window_s = latency_window_s
+        self._clock = clock
+        self._started = clock()
+        self.latency = LatencyHistogram()
+        self.connections: dict[str, int] = dict.fromkeys(CHANNELS, 0)
+        self.frames_out = 0
+        self.bytes_out = 0
+        self.slow_consumers_disconnected = 0
+        self._ticks_in = 0  # used without core_stats
+        self._dropped = 0  # drops outside the core (added to the core's count)
+        keep = int(latency_window_s / sample_interval_s) + 2
+        self._snapshots: collections.deque[_Snapshot] = collections.deque(maxlen=keep)
+        self._lags: collections.deque[tuple[float, float]] = collections.deque(maxlen=keep)
+        self._process = process or psutil.Process(os.getpid())
+        self._process.cpu_percent(None)  # primes psutil: the next call measures since now
+        self._cpu_percent: float | None = None
+        self._rss_bytes: int | None = None
+        self._last_process_sample = -1e18
+        self.sample()
+
+    # --- hot path -----------------------------------------------------------------------
+
+    def record_write(self, frames: int, nbytes: int) -> None:
+        """``frames`` frames of ``nbytes`` bytes in total were written to one socket."""
+        self.frames_out += frames
+        self.bytes_out += nbytes
+
+    def record_fanout_latency(self, ms: float) -> None:
+        """Time from a tick's ingest to the socket write that carried it."""
+        self.latency.record(ms)
+
+    def record_ticks(self, n: int) -> None:
+        self._ticks_in += n
+
+    def record_drops(self, n: int) -> None:
+        """Frames dropped outside the core's queues."""
+        self._dropped += n
+
+    def record_slow_consumer(self) -> None:
+        self.slow_consumers_disconnected += 1
+
+    def opened(self, channel: str) -> None:
+        self.connections[channel] += 1
+
+    def closed(self, channel: str) -> None:
+        self.connections[channel] -= 1
+
+    # --- sampling -----------------------------------------------------------------------
+
+    def _counts(self) -> tuple[int, int]:
+        if self._core_stats is None:
+            return self._ticks_in, self._dropped
+        stats = self._core_stats()
+        return stats["ticks_in"], stats["dropped"] + self._dropped
+
+    def sample(self, lag_s: float | None = None) -> None:
+        """Snapshot the counters (and a loop-lag observation); the sampler task calls this."""
+        now = self._clock()
+        ticks_in, _ = self._counts()
+        self._snapshots.append(
+            _Snapshot(now, ticks_in, self.frames_out, self.bytes_out, self.latency.snapshot())
+        )
+        if lag_s is not None:
+            self._lags.append((now, lag_s))
+        if now - self._last_process_sample >= 1.0:
+            self._sample_process(now)
+
+    def _sample_process(self, now: float) -> None:
+        self._last_process_sample = now
+        with self._process.oneshot():
+            self._cpu_percent = self._process.cpu_percent(None)
+            self._rss_bytes = self._process.memory_info().rss
+
+    async def run(self) -> None:
+        """Sample forever, measuring event-loop lag as the oversleep of each period.
+
+        Run it as a task for the server's lifetime; cancel it at shutdown.
+        """
+        interval = self.sample_interval_s
+        while True:
+            expected = self._clock() + interval
+            await asyncio.sleep(interval)
+            self.sample(max(0.0, self._clock() - expected))
+
+    # --- the metrics message ------------------------------------------------------------
+
+    def _baseline(self, now: float, window_s: float) -> _Snapshot:
+        """The newest snapshot at least ``window_s`` old, else the oldest one held."""
+        chosen = self._snapshots[0]
+        for snap in self._snapshots:
+            if now - snap.t >= window_s:
+                chosen = snap
+            else:
+                break
+        return chosen
+
+    def metrics(self, now_ms: int | None = None) -> dict[str, Any]:
+        """The ``metrics`` message (protocol section 7) as of now."""
+        now = self._clock()
+        ticks_in, dropped = self._counts()
+        base = self._baseline(now, self.rate_window_s)
+        # Within the first sample period of the monitor's life the window is shorter than one
+        # period; dividing by the period then avoids extrapolating a few frames to a huge rate.
+        dt = max(now - base.t, self.sample_interval_s)
+        ticks_rate = (ticks_in - base.ticks_in) / dt
+        frames_rate = (self.frames_out - base.frames_out) / dt
+        bytes_rate = (self.bytes_out - base.bytes_out) / dt
+        lat_base = self._baseline(now, self.latency_window_s).latency
+        window = [a - b for a, b in zip(self.latency.snapshot(), lat_base, strict=True)]
+        p50 = percentile(window, self.latency.bounds, 0.50)
+        p99 = percentile(window, self.latency.bounds, 0.99)
+        lags = [lag for t, lag in self._lags if now - t <= self.rate_window_s]
+        if self._cpu_percent is None:
+            self._sample_process(now)
+        return {
+            "type": "metrics",
+            "ts": int(time.time() * 1000) if now_ms is None else now_ms,
+            "uptime_s": round(now - self._started, 3),
+            "core": self.core_name,
+            "connections": dict(self.connections),
+            "ticks_in_per_s": round(ticks_rate, 3),
+            "messages_out_per_s": round(frames_rate, 3),
+            "bytes_out_per_s": round(bytes_rate, 3),
+            "fanout_latency_ms": {"p50": p50, "p99": p99, "samples": sum(window)},
+            "dropped_messages": dropped,
+            "slow_consumers_disconnected": self.slow_consumers_disconnected,
+            "rss_bytes": self._rss_bytes,
+            "cpu_percent": self._cpu_percent,
+            "event_loop_lag_ms": round(max(lags) * 1000, 3) if lags else 0.0,
+        }
+
+

@@ -1,0 +1,156 @@
+"""Measurement primitives: histogram percentiles, windowed rates, loop lag, the metrics message."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from tickfan.perf import CHANNELS, DEFAULT_BOUNDS_MS, LatencyHistogram, PerfMonitor, percentile
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_bounds_are_log_spaced_and_cover_10us_to_60s() -> None:
+    assert DEFAULT_BOUNDS_MS[0] == 0.01 and DEFAULT_BOUNDS_MS[-1] >= 60_000
+    ratios = [b / a for a, b in zip(DEFAULT_BOUNDS_MS, DEFAULT_BOUNDS_MS[1:])]
+    assert all(1.12 < r < 1.13 for r in ratios)
+
+
+def test_percentiles_are_upper_bounds_within_one_bucket() -> None:
+    h = LatencyHistogram()
+    for i in range(1, 1001):
+        h.record(i / 100)  # 0.01 .. 10 ms, uniform
+    p50 = h.percentile(0.5)
+    p99 = h.percentile(0.99)
+    assert p50 is not None and p99 is not None
+    assert 5.0 <= p50 <= 5.0 * 1.123
+    assert 9.9 <= p99 <= 9.9 * 1.123
+    assert h.count == 1000
+
+
+def test_percentile_edges() -> None:
+    bounds = (1.0, 2.0, 4.0)
+    assert percentile([0, 0, 0, 0], bounds, 0.5) is None
+    assert percentile([1, 0, 0, 0], bounds, 0.99) == 1.0
+    assert percentile([0, 0, 0, 5], bounds, 0.5) == 4.0  # overflow reports the last bound
+    # 100 samples: rank 99 for p99 (no float drift to rank 100)
+    assert percentile([99, 1, 0, 0], bounds, 0.99) == 1.0
+    assert percentile([98, 2, 0, 0], bounds, 0.99) == 2.0
+
+
+def test_histogram_windows_by_snapshot_difference() -> None:
+    h = LatencyHistogram((1.0, 10.0, 100.0))
+    for _ in range(100):
+        h.record(50.0)
+    snap = h.snapshot()
+    for _ in range(10):
+        h.record(0.5)
+    assert h.percentile(0.5) == 100.0  # everything
+    assert h.percentile(0.5, since=snap) == 1.0  # only the recent samples
+
+
+def test_histogram_rejects_bad_bounds() -> None:
+    with pytest.raises(ValueError):
+        LatencyHistogram((2.0, 1.0))
+    with pytest.raises(ValueError):
+        LatencyHistogram(())
+
+
+def test_rates_are_measured_over_the_trailing_window() -> None:
+    clock = FakeClock()
+    stats = {"ticks_in": 0, "dropped": 0}
+    p = PerfMonitor(core_name="python", core_stats=lambda: stats, clock=clock)
+    # 4 seconds at 200 ticks/s and 50 frames/s of 100 bytes, sampled every 250 ms.
+    for _ in range(16):
+        clock.t += 0.25
+        stats["ticks_in"] += 50
+        p.record_write(12, 1200)
+        p.record_write(1, 100)
+        p.sample(lag_s=0.0)
+    m = p.metrics(now_ms=123)
+    assert m["ts"] == 123
+    assert m["ticks_in_per_s"] == pytest.approx(200.0)
+    assert m["messages_out_per_s"] == pytest.approx(52.0)
+    assert m["bytes_out_per_s"] == pytest.approx(5200.0)
+    assert m["uptime_s"] == pytest.approx(4.0)
+    # Then silence: rates fall to zero once the window has passed.
+    for _ in range(5):
+        clock.t += 0.25
+        p.sample(lag_s=0.0)
+    m = p.metrics()
+    assert m["ticks_in_per_s"] == 0.0 and m["messages_out_per_s"] == 0.0
+
+
+def test_latency_window_forgets_old_samples() -> None:
+    clock = FakeClock()
+    p = PerfMonitor(core_name="python", clock=clock, latency_window_s=2.0)
+    for _ in range(100):
+        p.record_fanout_latency(500.0)
+    m = p.metrics()
+    assert m["fanout_latency_ms"]["samples"] == 100
+    assert 500.0 <= m["fanout_latency_ms"]["p50"] <= 500.0 * 1.123
+    for _ in range(12):  # 3 s later: the slow samples are out of the window
+        clock.t += 0.25
+        p.sample()
+    p.record_fanout_latency(0.2)
+    m = p.metrics()
+    assert m["fanout_latency_ms"]["samples"] == 1
+    assert 0.2 <= m["fanout_latency_ms"]["p99"] <= 0.2 * 1.123
+    for _ in range(12):
+        clock.t += 0.25
+        p.sample()
+    assert p.metrics()["fanout_latency_ms"] == {"p50": None, "p99": None, "samples": 0}
+
+
+def test_counters_connections_and_drops() -> None:
+    stats = {"ticks_in": 7, "dropped": 3}
+    p = PerfMonitor(core_name="rust", core_stats=lambda: stats)
+    p.opened("market_data")
+    p.opened("market_data")
+    p.opened("notifications")
+    p.closed("market_data")
+    p.record_drops(2)
+    p.record_slow_consumer()
+    m = p.metrics()
+    assert m["core"] == "rust"
+    assert m["connections"] == {
+        "market_data": 1, "bot_status": 0, "notifications": 1, "performance_metrics": 0
+    }
+    assert set(m["connections"]) == set(CHANNELS)
+    assert m["dropped_messages"] == 5
+    assert m["slow_consumers_disconnected"] == 1
+
+
+def test_process_figures_are_real() -> None:
+    p = PerfMonitor(core_name="python")
+    m = p.metrics()
+    assert isinstance(m["rss_bytes"], int) and m["rss_bytes"] > 1_000_000
+    assert isinstance(m["cpu_percent"], float) and m["cpu_percent"] >= 0.0
+    assert set(m) >= {
+        "type", "ts", "uptime_s", "core", "connections", "ticks_in_per_s", "messages_out_per_s",
+        "bytes_out_per_s", "fanout_latency_ms", "dropped_messages", "slow_consumers_disconnected",
+        "rss_bytes", "cpu_percent", "event_loop_lag_ms",
+    }
+
+
+def test_event_loop_lag_is_observed() -> None:
+    async def scenario() -> float:
+        p = PerfMonitor(core_name="python", sample_interval_s=0.02, rate_window_s=1.0)
+        task = asyncio.create_task(p.run())
+        await asyncio.sleep(0.1)
+        time.sleep(0.3)  # block the loop on purpose
+        await asyncio.sleep(0.05)
+        blocked = p.metrics()["event_loop_lag_ms"]
+        task.cancel()
+        return blocked
+
+    # The sampler was due at most 20 ms into the 300 ms block, so it overslept >= 280 ms.
+    assert asyncio.run(scenario()) >= 250.0
