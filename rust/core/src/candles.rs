@@ -1,0 +1,192 @@
+//! OHLCV candles per symbol and interval in fixed-capacity rings, keyed by the tick's `ts`.
+//!
+//! Ticks never go back in time within a symbol, so each ring is sorted by open time and
+//! lookups are binary searches. Only the newest evicted open time is remembered: it is all
+//! `complete` needs.
+
+use std::collections::VecDeque;
+
+use crate::POW10;
+
+/// Candle intervals and their length in ms, in the spec's order.
+pub const INTERVALS: [(&str, u64); 4] =
+    [("1s", 1000), ("1m", 60_000), ("5m", 300_000), ("1h", 3_600_000)];
+pub const DEFAULT_CAPACITY: [usize; 4] = [3600, 1440, 2016, 720];
+
+/// An index into [`INTERVALS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interval(pub(crate) usize);
+
+impl Interval {
+    pub fn parse(name: &str) -> Option<Interval> {
+        INTERVALS.iter().position(|(n, _)| *n == name).map(Interval)
+    }
+}
+
+/// `(open time ms, open, high, low, close, volume)` as floats computed from units.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Candle {
+    pub open_ms: u64,
+    pub open: f64,
+    pub high: f64,
+    pub low: f64,
+    pub close: f64,
+    pub volume: f64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bar {
+    open_ms: u64,
+    open: u64,
+    high: u64,
+    low: u64,
+    close: u64,
+    /// Sum of size units; u128 so no realistic tick count can overflow it.
+    volume: u128,
+}
+
+#[derive(Debug)]
+struct Ring {
+    len_ms: u64,
+    cap: usize,
+    bars: VecDeque<Bar>,
+    newest_evicted: Option<u64>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Candles {
+    rings: [Ring; 4],
+}
+
+impl Candles {
+    pub fn new(capacity: [usize; 4]) -> Self {
+        let ring = |i: usize| Ring {
+            len_ms: INTERVALS[i].1,
+            cap: capacity[i],
+            bars: VecDeque::new(),
+            newest_evicted: None,
+        };
+        Candles { rings: [ring(0), ring(1), ring(2), ring(3)] }
+    }
+
+    pub fn update(&mut self, ts: u64, price: u64, size: u64) {
+        for r in &mut self.rings {
+            let open_ms = ts - ts % r.len_ms;
+            match r.bars.back_mut() {
+                Some(b) if b.open_ms == open_ms => {
+                    b.high = b.high.max(price);
+                    b.low = b.low.min(price);
+                    b.close = price;
+                    b.volume += size as u128;
+                }
+                Some(b) if b.open_ms > open_ms => {} // unreachable: ts is non-decreasing
+                _ => {
+                    r.bars.push_back(Bar {
+                        open_ms,
+                        open: price,
+                        high: price,
+                        low: price,
+                        close: price,
+                        volume: size as u128,
+                    });
+                    if r.bars.len() > r.cap {
+                        r.newest_evicted = r.bars.pop_front().map(|b| b.open_ms);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Candles with open time >= the open of the candle containing `since_ms` (< 0 acts as 0).
+    pub fn backfill(&self, iv: Interval, since_ms: i64, pd: u32, sd: u32) -> (Vec<Candle>, bool) {
+        let r = &self.rings[iv.0];
+        let since = since_ms.max(0) as u64;
+        let start = since - since % r.len_ms;
+        if matches!(r.newest_evicted, Some(e) if e >= start) {
+            return (r.bars.iter().map(|b| to_candle(b, pd, sd)).collect(), false);
+        }
+        let i = r.bars.partition_point(|b| b.open_ms < start);
+        (r.bars.range(i..).map(|b| to_candle(b, pd, sd)).collect(), true)
+    }
+
+    /// The most recent `limit` (>= 1) candles, oldest first.
+    pub fn recent(&self, iv: Interval, limit: usize, pd: u32, sd: u32) -> (Vec<Candle>, bool) {
+        let r = &self.rings[iv.0];
+        let n = limit.min(r.bars.len());
+        let complete = n == limit || r.newest_evicted.is_none();
+        let bars = r.bars.range(r.bars.len() - n..).map(|b| to_candle(b, pd, sd)).collect();
+        (bars, complete)
+    }
+}
+
+fn to_candle(b: &Bar, pd: u32, sd: u32) -> Candle {
+    let p = POW10[pd as usize];
+    Candle {
+        open_ms: b.open_ms,
+        open: b.open as f64 / p,
+        high: b.high as f64 / p,
+        low: b.low as f64 / p,
+        close: b.close as f64 / p,
+        // `as` rounds to nearest, ties to even: the same float as Python's float(int).
+        volume: b.volume as f64 / POW10[sd as usize],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opens(v: &(Vec<Candle>, bool)) -> (Vec<u64>, bool) {
+        (v.0.iter().map(|c| c.open_ms).collect(), v.1)
+    }
+
+    #[test]
+    fn ohlcv_from_units() {
+        let mut c = Candles::new([3, 3, 3, 3]);
+        c.update(1000, 105, 1);
+        c.update(1500, 110, 2);
+        c.update(1999, 95, 3);
+        c.update(2000, 100, 4);
+        let (bars, complete) = c.backfill(Interval(0), 0, 1, 0);
+        assert!(complete);
+        assert_eq!(bars[0], Candle { open_ms: 1000, open: 10.5, high: 11.0, low: 9.5, close: 9.5, volume: 6.0 });
+        assert_eq!(bars[1].open_ms, 2000);
+        let (m, _) = c.backfill(Interval(1), 0, 1, 0);
+        assert_eq!((m.len(), m[0].volume, m[0].close), (1, 10.0, 10.0));
+    }
+
+    #[test]
+    fn ring_eviction_and_complete_flag() {
+        let mut c = Candles::new([3, 3, 3, 3]);
+        let iv = Interval(0);
+        for s in [1u64, 2, 5, 9] {
+            c.update(s * 1000 + 7, 1, 1);
+        }
+        // held: 2000, 5000, 9000; 1000 evicted.
+        assert_eq!(opens(&c.backfill(iv, 0, 0, 0)), (vec![2000, 5000, 9000], false));
+        assert_eq!(opens(&c.backfill(iv, -5, 0, 0)), (vec![2000, 5000, 9000], false));
+        assert_eq!(opens(&c.backfill(iv, 1999, 0, 0)), (vec![2000, 5000, 9000], false));
+        assert_eq!(opens(&c.backfill(iv, 2000, 0, 0)), (vec![2000, 5000, 9000], true));
+        assert_eq!(opens(&c.backfill(iv, 2500, 0, 0)), (vec![2000, 5000, 9000], true));
+        assert_eq!(opens(&c.backfill(iv, 3000, 0, 0)), (vec![5000, 9000], true));
+        assert_eq!(opens(&c.backfill(iv, 9999, 0, 0)), (vec![9000], true));
+        assert_eq!(opens(&c.backfill(iv, 10_000, 0, 0)), (vec![], true));
+        assert_eq!(opens(&c.recent(iv, 2, 0, 0)), (vec![5000, 9000], true));
+        assert_eq!(opens(&c.recent(iv, 3, 0, 0)), (vec![2000, 5000, 9000], true));
+        assert_eq!(opens(&c.recent(iv, 4, 0, 0)), (vec![2000, 5000, 9000], false));
+        let empty = Candles::new([3, 3, 3, 3]);
+        assert_eq!(opens(&empty.recent(iv, 4, 0, 0)), (vec![], true));
+    }
+
+    #[test]
+    fn volume_rounds_like_python_float_of_int() {
+        let mut c = Candles::new([3, 3, 3, 3]);
+        let big = crate::MAX_UNITS;
+        c.update(0, 1, big);
+        c.update(1, 1, big);
+        c.update(2, 1, 3);
+        let v = c.recent(Interval(0), 1, 0, 0).0[0].volume;
+        assert_eq!(v, (2 * big as u128 + 3) as f64);
+        assert_eq!(v, 18014398509481984.0);
+    }
+}

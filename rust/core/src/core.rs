@@ -1,0 +1,192 @@
+//! The composition root: [`Core`] owns the universe, per-symbol state, connections, windows
+//! and alerts. Behaviour lives in the concept modules (`tick`, `fanout`, `batch`, `candles`,
+//! `alerts`, `queue`); this file holds the state and construction.
+
+use std::collections::BTreeSet;
+
+use crate::alerts::{AlertBook, SymbolAlerts};
+use crate::batch::{BatchCache, History};
+use crate::candles::{Candles, DEFAULT_CAPACITY, INTERVALS};
+use crate::error::{Error, Result};
+use crate::fanout::{SymbolFanout, WindowKey};
+use crate::frame::{ascii, encode_market_data, Frame};
+use crate::queue::Outbound;
+use crate::rate::Rate;
+use crate::tick::Fired;
+use crate::universe::{SymbolSpec, Universe};
+
+/// Construction options; `Default` gives the spec's defaults.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub high_freq_per_s: f64,
+    /// Overrides of `DEFAULT_CANDLE_CAPACITY` by interval name, applied in order.
+    pub candle_capacity: Vec<(String, i64)>,
+    pub max_queue_frames: i64,
+    pub max_queue_bytes: i64,
+    pub max_symbols_per_connection: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            high_freq_per_s: 20.0,
+            candle_capacity: Vec::new(),
+            max_queue_frames: 10_000,
+            max_queue_bytes: 8 * 1024 * 1024,
+            max_symbols_per_connection: 100,
+        }
+    }
+}
+
+/// `stats()`: counters since construction and current gauges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    pub ticks_in: u64,
+    pub frames_queued: u64,
+    pub bytes_queued: u64,
+    pub dropped: u64,
+    pub connections: u64,
+    pub subscriptions: u64,
+    pub alerts: u64,
+}
+
+/// The latest applied tick of a symbol; its `market_data` frame is encoded on first use and
+/// then shared (fan-out and subscribe snapshots hand out the same frame).
+pub(crate) struct LatestTick<F> {
+    pub seq: u64,
+    pub ts: u64,
+    pub price: u64,
+    pub size: u64,
+    pub frame: Option<F>,
+}
+
+pub(crate) struct SymbolState<F> {
+    pub name: Box<str>,
+    pub pd: u32,
+    pub sd: u32,
+    pub seq: u64,
+    pub last_ts: Option<u64>,
+    pub latest: Option<LatestTick<F>>,
+    pub rate: Rate,
+    pub hf: bool,
+    pub fan: SymbolFanout,
+    pub history: History,
+    pub candles: Candles,
+    pub alerts: SymbolAlerts,
+}
+
+/// The latest tick's frame, encoding it on first use.
+pub(crate) fn latest_frame<F: Frame>(
+    latest: &mut Option<LatestTick<F>>,
+    name: &str,
+    pd: u32,
+    sd: u32,
+    buf: &mut Vec<u8>,
+) -> Option<F> {
+    let t = latest.as_mut()?;
+    if t.frame.is_none() {
+        encode_market_data(buf, name, t.seq, t.ts, t.price, pd, t.size, sd);
+        t.frame = Some(F::from_ascii(ascii(buf)));
+    }
+    t.frame.clone()
+}
+
+pub struct Core<F: Frame> {
+    pub(crate) high_freq_per_s: f64,
+    pub(crate) max_symbols: usize,
+    pub(crate) universe: Universe,
+    pub(crate) syms: Vec<SymbolState<F>>,
+    pub(crate) out: Outbound<F>,
+    pub(crate) windows: BTreeSet<WindowKey>,
+    pub(crate) alerts: AlertBook,
+    pub(crate) fired: Vec<Fired>,
+    pub(crate) ticks_in: u64,
+    pub(crate) subscriptions: usize,
+    /// Reused encoder buffer.
+    pub(crate) buf: Vec<u8>,
+    pub(crate) batch_cache: BatchCache<F>,
+}
+
+impl<F: Frame> Core<F> {
+    /// Validate the universe and options and build an empty core. Checked in the spec's order:
+    /// symbols, candle capacities, `high_freq_per_s`, queue limits, symbols per connection.
+    pub fn new(symbols: Vec<SymbolSpec>, cfg: Config) -> Result<Self> {
+        let universe = Universe::new(symbols)?;
+        let mut capacity = DEFAULT_CAPACITY;
+        for (name, cap) in &cfg.candle_capacity {
+            let Some(i) = INTERVALS.iter().position(|(n, _)| n == name) else {
+                return Err(Error::invalid(format!("unknown candle interval '{name}'")));
+            };
+            if *cap < 1 {
+                return Err(Error::invalid("candle capacity must be >= 1"));
+            }
+            capacity[i] = usize::try_from(*cap).unwrap_or(usize::MAX);
+        }
+        if !(cfg.high_freq_per_s.is_finite() && cfg.high_freq_per_s > 0.0) {
+            return Err(Error::invalid("high_freq_per_s must be a finite number > 0"));
+        }
+        if cfg.max_queue_frames < 1 || cfg.max_queue_bytes < 1 {
+            return Err(Error::invalid("queue limits must be >= 1"));
+        }
+        if cfg.max_symbols_per_connection < 1 {
+            return Err(Error::invalid("max_symbols_per_connection must be >= 1"));
+        }
+        let syms = universe
+            .specs
+            .iter()
+            .map(|s| SymbolState {
+                name: Box::from(s.name.as_str()),
+                // Validated to 0..=MAX_DECIMALS by Universe::new.
+                pd: s.price_decimals as u32,
+                sd: s.size_decimals as u32,
+                seq: 0,
+                last_ts: None,
+                latest: None,
+                rate: Rate::default(),
+                hf: false,
+                fan: SymbolFanout::default(),
+                history: History::default(),
+                candles: Candles::new(capacity),
+                alerts: SymbolAlerts::default(),
+            })
+            .collect();
+        let to_usize = |v: i64| usize::try_from(v).unwrap_or(usize::MAX);
+        Ok(Core {
+            high_freq_per_s: cfg.high_freq_per_s,
+            max_symbols: to_usize(cfg.max_symbols_per_connection),
+            universe,
+            syms,
+            out: Outbound::new(to_usize(cfg.max_queue_frames), to_usize(cfg.max_queue_bytes)),
+            windows: BTreeSet::new(),
+            alerts: AlertBook::default(),
+            fired: Vec::new(),
+            ticks_in: 0,
+            subscriptions: 0,
+            buf: Vec::with_capacity(256),
+            batch_cache: BatchCache::default(),
+        })
+    }
+
+    /// The universe as given, in order.
+    pub fn symbols(&self) -> &[SymbolSpec] {
+        &self.universe.specs
+    }
+
+    /// Name of the symbol at `index` (indexes come from this core's own answers).
+    pub fn symbol_name(&self, index: usize) -> &str {
+        &self.syms[index].name
+    }
+
+    pub fn stats(&self) -> Stats {
+        let c = self.out.counters;
+        Stats {
+            ticks_in: self.ticks_in,
+            frames_queued: c.frames_queued,
+            bytes_queued: c.bytes_queued,
+            dropped: c.dropped,
+            connections: self.out.live as u64,
+            subscriptions: self.subscriptions as u64,
+            alerts: self.alerts.len() as u64,
+        }
+    }
+}

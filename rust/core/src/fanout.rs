@@ -1,0 +1,479 @@
+//! Subscriptions, batch/conflate groups and their windows, and `flush`.
+//!
+//! Per symbol the subscribers are kept by mode in compact sorted vectors of connection ids
+//! (`tick_conns`, `auto_conns`) and in groups `(interval_ms)` whose members carry their
+//! position (next seq for batch/auto, last received seq for conflate). Fan-out walks these
+//! vectors and indexes the connection table; nothing is hashed per subscriber.
+
+use std::collections::HashSet;
+
+use crate::core::{latest_frame, Core, SymbolState};
+use crate::error::{Error, Result};
+use crate::frame::Frame;
+use crate::{
+    DEFAULT_BATCH_INTERVAL_MS, DEFAULT_CONFLATE_INTERVAL_MS, MAX_INTERVAL_MS, MIN_INTERVAL_MS,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Tick,
+    Batch,
+    Conflate,
+    Auto,
+}
+
+impl Mode {
+    pub fn parse(name: &str) -> Option<Mode> {
+        Some(match name {
+            "tick" => Mode::Tick,
+            "batch" => Mode::Batch,
+            "conflate" => Mode::Conflate,
+            "auto" => Mode::Auto,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Tick => "tick",
+            Mode::Batch => "batch",
+            Mode::Conflate => "conflate",
+            Mode::Auto => "auto",
+        }
+    }
+}
+
+/// One connection's subscription to one symbol. `interval_ms` is 0 for tick mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Sub {
+    pub mode: Mode,
+    pub interval_ms: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Member {
+    pub conn: u64,
+    /// An auto-mode member of a batch group (batched only while the symbol is high-frequency).
+    pub auto: bool,
+    /// Batch group: next seq to send. Conflate group: last seq received.
+    pub pos: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Group {
+    pub interval_ms: u32,
+    pub deadline: Option<i64>,
+    /// Conflate: the last seq the group sent.
+    pub last_sent: u64,
+    /// Sorted by connection id.
+    pub members: Vec<Member>,
+    pub n_batch: usize,
+    pub n_auto: usize,
+}
+
+impl Group {
+    /// Whether a member of this batch group takes the symbol in batches now; only an active
+    /// group keeps a window open.
+    pub fn batching(&self, hf: bool) -> bool {
+        self.n_batch > 0 || (hf && self.n_auto > 0)
+    }
+}
+
+/// Window kinds, in flush order within one deadline and symbol.
+pub(crate) const BATCH: u8 = 0;
+pub(crate) const CONFLATE: u8 = 1;
+
+/// `(deadline, symbol index, kind, interval_ms)`: the flush order of the spec.
+pub(crate) type WindowKey = (i64, usize, u8, u32);
+
+#[derive(Debug, Default)]
+pub(crate) struct SymbolFanout {
+    pub tick_conns: Vec<u64>,
+    pub auto_conns: Vec<u64>,
+    pub batch: Vec<Group>,
+    pub conflate: Vec<Group>,
+    /// Batch-mode subscribers of the symbol (all groups).
+    pub n_batch: usize,
+}
+
+impl SymbolFanout {
+    /// Whether applied ticks must be kept for batch frames.
+    pub fn needs_history(&self, hf: bool) -> bool {
+        self.n_batch > 0 || (hf && !self.auto_conns.is_empty())
+    }
+}
+
+fn insert_sorted(v: &mut Vec<u64>, id: u64) {
+    if let Err(i) = v.binary_search(&id) {
+        v.insert(i, id);
+    }
+}
+
+fn remove_sorted(v: &mut Vec<u64>, id: u64) {
+    if let Ok(i) = v.binary_search(&id) {
+        v.remove(i);
+    }
+}
+
+impl<F: Frame> SymbolState<F> {
+    /// Forget batch history nobody needs any more.
+    pub(crate) fn trim_history(&mut self) {
+        let hf = self.hf;
+        let min = self
+            .fan
+            .batch
+            .iter()
+            .flat_map(|g| g.members.iter())
+            .filter(|m| !m.auto || hf)
+            .map(|m| m.pos)
+            .min();
+        match min {
+            Some(seq) => self.history.trim(seq),
+            None => self.history.clear(),
+        }
+    }
+}
+
+impl<F: Frame> Core<F> {
+    /// Register a connection; ids are 1, 2, 3, ... and never reused.
+    pub fn connect(&mut self) -> u64 {
+        self.out.connect()
+    }
+
+    /// Forget a connection, its subscriptions and its queue. Unknown ids are ignored.
+    pub fn disconnect(&mut self, conn: i64) {
+        if let Some(c) = self.out.remove(conn) {
+            for (&sym, &sub) in &c.subs {
+                self.detach(conn as u64, sym, sub);
+            }
+            self.subscriptions -= c.subs.len();
+        }
+    }
+
+    /// Subscribe `conn` to the known symbols of `symbols` (see the spec). Returns the known
+    /// symbol indexes in request order, the unknown names, and the snapshot frames.
+    pub fn subscribe(
+        &mut self,
+        conn: i64,
+        symbols: &[&str],
+        mode: &str,
+        interval_ms: Option<i64>,
+        _now_ms: i64,
+    ) -> Result<(Vec<usize>, Vec<String>, Vec<F>)> {
+        let c = self.out.get(conn).ok_or(Error::UnknownConnection(conn))?;
+        let mode = Mode::parse(mode)
+            .ok_or_else(|| Error::invalid("mode must be one of tick, batch, conflate, auto"))?;
+        let interval_ms = match mode {
+            Mode::Tick => 0,
+            _ => {
+                let default = if mode == Mode::Conflate {
+                    DEFAULT_CONFLATE_INTERVAL_MS
+                } else {
+                    DEFAULT_BATCH_INTERVAL_MS
+                };
+                let v = interval_ms.unwrap_or(default as i64);
+                if !(MIN_INTERVAL_MS..=MAX_INTERVAL_MS).contains(&v) {
+                    return Err(Error::invalid(format!(
+                        "interval_ms must be between {MIN_INTERVAL_MS} and {MAX_INTERVAL_MS}"
+                    )));
+                }
+                v as u32
+            }
+        };
+        let mut known = Vec::new();
+        let mut unknown = Vec::new();
+        let mut seen_known = HashSet::new();
+        let mut seen_unknown = HashSet::new();
+        for &name in symbols {
+            match self.universe.find(name) {
+                Some(i) => {
+                    if seen_known.insert(i) {
+                        known.push(i);
+                    }
+                }
+                None => {
+                    if seen_unknown.insert(name) {
+                        unknown.push(name.to_owned());
+                    }
+                }
+            }
+        }
+        let new = known.iter().filter(|i| !c.subs.contains_key(i)).count();
+        if c.subs.len() + new > self.max_symbols {
+            return Err(Error::TooManySymbols(self.max_symbols));
+        }
+        let id = conn as u64;
+        let sub = Sub { mode, interval_ms };
+        let mut snapshots = Vec::new();
+        for &sym in &known {
+            let Some(c) = self.out.get_mut(conn) else { break };
+            let old = c.subs.insert(sym, sub);
+            let latest = self.syms[sym].seq;
+            let mut conflate_pos = latest;
+            match old {
+                Some(old) => {
+                    let member = self.detach(id, sym, old);
+                    if let Some(m) = member {
+                        match old.mode {
+                            Mode::Conflate => conflate_pos = m.pos,
+                            _ if !m.auto || self.syms[sym].hf => {
+                                if m.pos <= latest {
+                                    self.queue_batch(id, sym, m.pos, latest);
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                None => {
+                    self.subscriptions += 1;
+                    let s = &mut self.syms[sym];
+                    if let Some(f) = latest_frame(&mut s.latest, &s.name, s.pd, s.sd, &mut self.buf)
+                    {
+                        snapshots.push(f);
+                    }
+                }
+            }
+            self.attach(id, sym, sub, conflate_pos);
+        }
+        self.batch_cache.clear();
+        Ok((known, unknown, snapshots))
+    }
+
+    /// Drop subscriptions; returns the symbol indexes that were subscribed, in request order.
+    pub fn unsubscribe(&mut self, conn: i64, symbols: &[&str]) -> Result<Vec<usize>> {
+        let c = self.out.get_mut(conn).ok_or(Error::UnknownConnection(conn))?;
+        let mut removed = Vec::new();
+        for &name in symbols {
+            if let Some(sym) = self.universe.find(name) {
+                if let Some(sub) = c.subs.remove(&sym) {
+                    removed.push((sym, sub));
+                }
+            }
+        }
+        for &(sym, sub) in &removed {
+            self.detach(conn as u64, sym, sub);
+        }
+        self.subscriptions -= removed.len();
+        Ok(removed.into_iter().map(|(sym, _)| sym).collect())
+    }
+
+    /// `(symbol index, mode, interval_ms)` in universe order.
+    pub fn subscriptions(&self, conn: i64) -> Result<Vec<(usize, Mode, u32)>> {
+        let c = self.out.get(conn).ok_or(Error::UnknownConnection(conn))?;
+        Ok(c.subs.iter().map(|(&sym, s)| (sym, s.mode, s.interval_ms)).collect())
+    }
+
+    /// Queue a control frame under the same limits; false if it was dropped.
+    pub fn push(&mut self, conn: i64, frame: F) -> Result<bool> {
+        if self.out.get(conn).is_none() {
+            return Err(Error::UnknownConnection(conn));
+        }
+        Ok(self.out.push(conn as u64, &frame))
+    }
+
+    /// Remove and return up to `max_frames` frames, oldest first; unknown ids give none.
+    pub fn drain(&mut self, conn: i64, max_frames: i64) -> Vec<F> {
+        self.out.drain(conn, usize::try_from(max_frames).unwrap_or(0))
+    }
+
+    /// Remove up to `max_frames` frames and hand each to `sink` (no intermediate Vec).
+    pub fn drain_with(&mut self, conn: i64, max_frames: i64, sink: impl FnMut(F)) {
+        let Some(c) = self.out.get_mut(conn) else { return };
+        let n = usize::try_from(max_frames).unwrap_or(0).min(c.frames.len());
+        let mut bytes = 0;
+        let mut sink = sink;
+        for f in c.frames.drain(..n) {
+            bytes += f.len();
+            sink(f);
+        }
+        c.bytes -= bytes;
+    }
+
+    /// Number of frames `drain` would return at most (to size a result up front).
+    pub fn drain_len(&self, conn: i64, max_frames: i64) -> usize {
+        self.out
+            .get(conn)
+            .map_or(0, |c| usize::try_from(max_frames).unwrap_or(0).min(c.frames.len()))
+    }
+
+    /// `(frames, bytes)` queued.
+    pub fn queued(&self, conn: i64) -> Result<(usize, usize)> {
+        let c = self.out.get(conn).ok_or(Error::UnknownConnection(conn))?;
+        Ok((c.frames.len(), c.bytes))
+    }
+
+    pub fn take_ready(&mut self) -> Vec<u64> {
+        self.out.take_ready()
+    }
+
+    pub fn take_overflowed(&mut self) -> Vec<u64> {
+        self.out.take_overflowed()
+    }
+
+    /// The earliest deadline of an open window.
+    pub fn next_deadline_ms(&self) -> Option<i64> {
+        self.windows.first().map(|k| k.0)
+    }
+
+    /// Close every window whose deadline <= `now_ms`, in (deadline, symbol, kind, interval)
+    /// order. A conflate window that sends reopens at `now_ms + interval` (> `now_ms`), so
+    /// the loop ends.
+    pub fn flush(&mut self, now_ms: i64) {
+        while let Some(&(deadline, sym, kind, interval)) = self.windows.first() {
+            if deadline > now_ms {
+                break;
+            }
+            self.windows.pop_first();
+            if kind == BATCH {
+                self.close_batch_window(sym, interval);
+            } else {
+                self.close_conflate_window(sym, interval, now_ms);
+            }
+        }
+        self.batch_cache.clear();
+    }
+
+    fn close_batch_window(&mut self, sym: usize, interval: u32) {
+        let Core { syms, out, buf, batch_cache, .. } = self;
+        let s = &mut syms[sym];
+        let Some(g) = s.fan.batch.iter_mut().find(|g| g.interval_ms == interval) else {
+            return;
+        };
+        g.deadline = None;
+        let (latest, hf) = (s.seq, s.hf);
+        for m in &mut g.members {
+            if (m.auto && !hf) || m.pos > latest {
+                continue;
+            }
+            let frame =
+                batch_cache.get(buf, sym, &s.name, s.pd, s.sd, &s.history, m.pos, latest);
+            if let Some(f) = frame {
+                out.push(m.conn, &f);
+            }
+            m.pos = latest + 1;
+        }
+        s.trim_history();
+    }
+
+    fn close_conflate_window(&mut self, sym: usize, interval: u32, now_ms: i64) {
+        let Core { syms, out, buf, windows, .. } = self;
+        let s = &mut syms[sym];
+        let Some(g) = s.fan.conflate.iter_mut().find(|g| g.interval_ms == interval) else {
+            return;
+        };
+        g.deadline = None;
+        let seq = s.seq;
+        if seq <= g.last_sent {
+            return;
+        }
+        if let Some(f) = latest_frame(&mut s.latest, &s.name, s.pd, s.sd, buf) {
+            for m in &mut g.members {
+                if m.pos < seq {
+                    out.push(m.conn, &f);
+                    m.pos = seq;
+                }
+            }
+        }
+        g.last_sent = seq;
+        let d = now_ms.saturating_add(interval as i64);
+        g.deadline = Some(d);
+        windows.insert((d, sym, CONFLATE, interval));
+    }
+
+    /// Queue ticks `start ..= end` of `sym` to `conn` as one batch frame.
+    pub(crate) fn queue_batch(&mut self, conn: u64, sym: usize, start: u64, end: u64) {
+        let s = &self.syms[sym];
+        let frame =
+            self.batch_cache.get(&mut self.buf, sym, &s.name, s.pd, s.sd, &s.history, start, end);
+        if let Some(f) = frame {
+            self.out.push(conn, &f);
+        }
+    }
+
+    /// Add `conn` to the lists and group of `sub`. `conflate_pos` is the last seq the
+    /// connection holds (its snapshot, or what it had as a conflate member).
+    fn attach(&mut self, conn: u64, sym: usize, sub: Sub, conflate_pos: u64) {
+        let s = &mut self.syms[sym];
+        let next = s.seq + 1;
+        let (groups, member) = match sub.mode {
+            Mode::Tick => {
+                insert_sorted(&mut s.fan.tick_conns, conn);
+                return;
+            }
+            Mode::Auto => {
+                insert_sorted(&mut s.fan.auto_conns, conn);
+                (&mut s.fan.batch, Member { conn, auto: true, pos: next })
+            }
+            Mode::Batch => {
+                s.fan.n_batch += 1;
+                (&mut s.fan.batch, Member { conn, auto: false, pos: next })
+            }
+            Mode::Conflate => (&mut s.fan.conflate, Member { conn, auto: false, pos: conflate_pos }),
+        };
+        let gi = match groups.iter().position(|g| g.interval_ms == sub.interval_ms) {
+            Some(i) => i,
+            None => {
+                groups.push(Group {
+                    interval_ms: sub.interval_ms,
+                    deadline: None,
+                    last_sent: 0,
+                    members: Vec::new(),
+                    n_batch: 0,
+                    n_auto: 0,
+                });
+                groups.len() - 1
+            }
+        };
+        let g = &mut groups[gi];
+        match g.members.binary_search_by_key(&conn, |m| m.conn) {
+            Ok(i) => g.members[i] = member,
+            Err(i) => g.members.insert(i, member),
+        }
+        if member.auto {
+            g.n_auto += 1;
+        } else if sub.mode == Mode::Batch {
+            g.n_batch += 1;
+        }
+    }
+
+    /// Remove `conn` from the lists and group of `sub`; returns its group membership. A group
+    /// left without members is dropped with its window.
+    fn detach(&mut self, conn: u64, sym: usize, sub: Sub) -> Option<Member> {
+        let s = &mut self.syms[sym];
+        let (groups, kind) = match sub.mode {
+            Mode::Tick => {
+                remove_sorted(&mut s.fan.tick_conns, conn);
+                return None;
+            }
+            Mode::Auto => {
+                remove_sorted(&mut s.fan.auto_conns, conn);
+                (&mut s.fan.batch, BATCH)
+            }
+            Mode::Batch => {
+                s.fan.n_batch -= 1;
+                (&mut s.fan.batch, BATCH)
+            }
+            Mode::Conflate => (&mut s.fan.conflate, CONFLATE),
+        };
+        let gi = groups.iter().position(|g| g.interval_ms == sub.interval_ms)?;
+        let g = &mut groups[gi];
+        let i = g.members.binary_search_by_key(&conn, |m| m.conn).ok()?;
+        let m = g.members.remove(i);
+        if m.auto {
+            g.n_auto -= 1;
+        } else if sub.mode == Mode::Batch {
+            g.n_batch -= 1;
+        }
+        let active = if kind == BATCH { g.batching(s.hf) } else { !g.members.is_empty() };
+        if !active {
+            if let Some(d) = g.deadline.take() {
+                self.windows.remove(&(d, sym, kind, g.interval_ms));
+            }
+        }
+        if g.members.is_empty() {
+            groups.remove(gi);
+        }
+        Some(m)
+    }
+}

@@ -1,0 +1,181 @@
+//! Connections and their bounded outbound FIFOs.
+//!
+//! Connection ids are 1, 2, 3, ... and never reused, so the table is a `Vec` indexed by
+//! `id - 1`: the fan-out hot path reaches a subscriber's queue with one bounds-checked index,
+//! no hashing.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::fanout::Sub;
+use crate::frame::Frame;
+
+pub(crate) struct Conn<F> {
+    pub frames: VecDeque<F>,
+    pub bytes: usize,
+    pub overflowed: bool,
+    /// Already listed in `Outbound::ready` since the last `take_ready`.
+    pub in_ready: bool,
+    /// Subscriptions by symbol index (universe order).
+    pub subs: BTreeMap<usize, Sub>,
+}
+
+/// Counters exposed by `stats()`.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Counters {
+    pub frames_queued: u64,
+    pub bytes_queued: u64,
+    pub dropped: u64,
+}
+
+pub(crate) struct Outbound<F> {
+    conns: Vec<Option<Box<Conn<F>>>>,
+    pub live: usize,
+    pub ready: Vec<u64>,
+    pub overflowed: Vec<u64>,
+    pub counters: Counters,
+    max_frames: usize,
+    max_bytes: usize,
+}
+
+impl<F: Frame> Outbound<F> {
+    pub fn new(max_frames: usize, max_bytes: usize) -> Self {
+        Outbound {
+            conns: Vec::new(),
+            live: 0,
+            ready: Vec::new(),
+            overflowed: Vec::new(),
+            counters: Counters::default(),
+            max_frames,
+            max_bytes,
+        }
+    }
+
+    pub fn connect(&mut self) -> u64 {
+        self.conns.push(Some(Box::new(Conn {
+            frames: VecDeque::new(),
+            bytes: 0,
+            overflowed: false,
+            in_ready: false,
+            subs: BTreeMap::new(),
+        })));
+        self.live += 1;
+        self.conns.len() as u64
+    }
+
+    #[inline]
+    fn slot(&self, id: i64) -> Option<usize> {
+        let i = usize::try_from(id).ok()?.checked_sub(1)?;
+        (i < self.conns.len()).then_some(i)
+    }
+
+    #[inline]
+    pub fn get(&self, id: i64) -> Option<&Conn<F>> {
+        self.conns.get(self.slot(id)?)?.as_deref()
+    }
+
+    #[inline]
+    pub fn get_mut(&mut self, id: i64) -> Option<&mut Conn<F>> {
+        let i = self.slot(id)?;
+        self.conns[i].as_deref_mut()
+    }
+
+    pub fn remove(&mut self, id: i64) -> Option<Box<Conn<F>>> {
+        let i = self.slot(id)?;
+        let conn = self.conns[i].take();
+        if conn.is_some() {
+            self.live -= 1;
+        }
+        conn
+    }
+
+    /// Queue `frame` to connection `id` (a live id taken from a subscriber list). Returns
+    /// whether it was queued; a frame that does not fit overflows the connection for good.
+    #[inline]
+    pub fn push(&mut self, id: u64, frame: &F) -> bool {
+        let Some(Some(conn)) = self.conns.get_mut((id as usize).wrapping_sub(1)) else {
+            return false;
+        };
+        let len = frame.len();
+        if conn.overflowed {
+            self.counters.dropped += 1;
+            return false;
+        }
+        if conn.frames.len() >= self.max_frames || conn.bytes + len > self.max_bytes {
+            conn.overflowed = true;
+            self.overflowed.push(id);
+            self.counters.dropped += 1;
+            return false;
+        }
+        if conn.frames.is_empty() && !conn.in_ready {
+            conn.in_ready = true;
+            self.ready.push(id);
+        }
+        conn.frames.push_back(frame.clone());
+        conn.bytes += len;
+        self.counters.frames_queued += 1;
+        self.counters.bytes_queued += len as u64;
+        true
+    }
+
+    /// Remove up to `max` frames, oldest first.
+    pub fn drain(&mut self, id: i64, max: usize) -> Vec<F> {
+        let Some(conn) = self.get_mut(id) else {
+            return Vec::new();
+        };
+        let n = max.min(conn.frames.len());
+        let out: Vec<F> = conn.frames.drain(..n).collect();
+        conn.bytes -= out.iter().map(Frame::len).sum::<usize>();
+        out
+    }
+
+    /// Ids listed since the last call that still exist, sorted and without duplicates.
+    pub fn take_ready(&mut self) -> Vec<u64> {
+        let mut ids = std::mem::take(&mut self.ready);
+        ids.retain(|&id| match self.get_mut(id as i64) {
+            Some(c) => {
+                c.in_ready = false;
+                true
+            }
+            None => false,
+        });
+        ids.sort_unstable();
+        ids
+    }
+
+    pub fn take_overflowed(&mut self) -> Vec<u64> {
+        let mut ids = std::mem::take(&mut self.overflowed);
+        ids.retain(|&id| self.get(id as i64).is_some());
+        ids.sort_unstable();
+        ids
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn f(s: &str) -> Arc<str> {
+        Arc::from(s)
+    }
+
+    #[test]
+    fn limits_overflow_for_good_and_ready_reports_once() {
+        let mut out: Outbound<Arc<str>> = Outbound::new(2, 10);
+        let a = out.connect();
+        let b = out.connect();
+        assert!(out.push(a, &f("1234")));
+        assert!(out.push(a, &f("1234")));
+        assert!(!out.push(a, &f("1"))); // frame limit
+        assert!(!out.push(a, &f("1"))); // overflowed for good
+        assert!(!out.push(b, &f("12345678901"))); // byte limit
+        assert_eq!(out.counters.dropped, 3);
+        assert_eq!(out.take_overflowed(), vec![a, b]);
+        assert_eq!(out.take_overflowed(), Vec::<u64>::new());
+        assert_eq!(out.take_ready(), vec![a]);
+        assert_eq!(out.drain(a as i64, 1).len(), 1);
+        assert_eq!(out.get(a as i64).unwrap().bytes, 4);
+        assert_eq!(out.take_ready(), Vec::<u64>::new());
+        assert_eq!(out.drain(99, 5).len(), 0);
+    }
+}

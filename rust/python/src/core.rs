@@ -1,0 +1,326 @@
+//! `tickfan._core.Core`: a thin wrapper over `tickfan_core::Core<PyFrame>`. It converts
+//! arguments (per-item for ticks, so wrong types get the spec's messages, not TypeError) and
+//! results; all behaviour lives in the core crate.
+
+use pyo3::prelude::*;
+use pyo3::exceptions::PyTypeError;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use tickfan_core::{Candle, Config, Core, Num, RawTick, SymbolSpec, TickItem, Ts};
+
+use crate::error::IntoPyResult;
+use crate::frame::PyFrame;
+
+#[pyclass(module = "tickfan._core", name = "Core")]
+pub struct PyCore {
+    inner: Core<PyFrame>,
+}
+
+/// An int or float (bool excluded) as the core sees it: `float(value)`, +-inf for an int too
+/// large for a float.
+fn number(obj: &Bound<'_, PyAny>) -> Num {
+    if let Ok(f) = obj.cast::<PyFloat>() {
+        return Num::Float(f.value());
+    }
+    if obj.is_instance_of::<PyBool>() || !obj.is_instance_of::<PyInt>() {
+        return Num::Other;
+    }
+    match obj.extract::<f64>() {
+        Ok(v) => Num::Float(v),
+        Err(_) => match obj.gt(0) {
+            Ok(true) => Num::Float(f64::INFINITY),
+            _ => Num::Float(f64::NEG_INFINITY),
+        },
+    }
+}
+
+/// An argument converted with [`number`]; extraction never fails.
+pub struct Number(Num);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Number {
+    type Error = PyErr;
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        Ok(Number(number(&obj)))
+    }
+}
+
+fn timestamp(obj: &Bound<'_, PyAny>) -> Ts {
+    if obj.is_instance_of::<PyBool>() || !obj.is_instance_of::<PyInt>() {
+        return Ts::Invalid;
+    }
+    obj.extract::<i64>().map_or(Ts::Invalid, Ts::Int)
+}
+
+/// The four fields of a tick item, or None when it is not a 4-tuple/4-list.
+fn fields<'py>(item: &Bound<'py, PyAny>) -> PyResult<Option<[Bound<'py, PyAny>; 4]>> {
+    if let Ok(t) = item.cast::<PyTuple>() {
+        if t.len() == 4 {
+            return Ok(Some([t.get_item(0)?, t.get_item(1)?, t.get_item(2)?, t.get_item(3)?]));
+        }
+    } else if let Ok(l) = item.cast::<PyList>() {
+        if l.len() == 4 {
+            return Ok(Some([l.get_item(0)?, l.get_item(1)?, l.get_item(2)?, l.get_item(3)?]));
+        }
+    }
+    Ok(None)
+}
+
+struct Parsed<'py> {
+    symbol: Bound<'py, PyAny>,
+    /// `str(symbol)` when the symbol is not a str (for the unknown-symbol message).
+    text: Option<String>,
+    price: Num,
+    size: Num,
+    ts: Ts,
+}
+
+fn candles(py: Python<'_>, (bars, complete): (Vec<Candle>, bool)) -> PyResult<Bound<'_, PyTuple>> {
+    let list = PyList::new(
+        py,
+        bars.iter().map(|c| (c.open_ms, c.open, c.high, c.low, c.close, c.volume)),
+    )?;
+    (list, complete).into_pyobject(py)
+}
+
+/// A name argument as text: a str as is, anything else as its `str()` (never a known name
+/// in practice, so it gets the spec's unknown-name error).
+fn text(obj: &Bound<'_, PyAny>) -> PyResult<String> {
+    match obj.cast::<PyString>() {
+        Ok(s) => Ok(s.to_str()?.to_owned()),
+        Err(_) => Ok(obj.str()?.to_str()?.to_owned()),
+    }
+}
+
+fn strs<'py>(seq: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyString>>> {
+    let mut out = Vec::new();
+    for item in seq.try_iter()? {
+        out.push(item?.cast_into::<PyString>()?);
+    }
+    Ok(out)
+}
+
+#[pymethods]
+impl PyCore {
+    #[new]
+    #[pyo3(signature = (
+        symbols, *, high_freq_per_s=Number(Num::Float(20.0)), candle_capacity=None, max_queue_frames=10_000,
+        max_queue_bytes=8 * 1024 * 1024, max_symbols_per_connection=100
+    ),
+    text_signature = "(symbols, *, high_freq_per_s=20.0, candle_capacity=None, max_queue_frames=10000, max_queue_bytes=8388608, max_symbols_per_connection=100)")]
+    fn new(
+        py: Python<'_>,
+        symbols: &Bound<'_, PyAny>,
+        high_freq_per_s: Number,
+        candle_capacity: Option<&Bound<'_, PyAny>>,
+        max_queue_frames: i64,
+        max_queue_bytes: i64,
+        max_symbols_per_connection: i64,
+    ) -> PyResult<Self> {
+        let mut specs = Vec::new();
+        for item in symbols.try_iter()? {
+            let (name, pd, sd): (String, Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
+            // A decimals value that is not an int gets the core's decimals message.
+            let decimals = |d: &Bound<'_, PyAny>| d.extract::<i64>().unwrap_or(-1);
+            specs.push(SymbolSpec { name, price_decimals: decimals(&pd), size_decimals: decimals(&sd) });
+        }
+        let mut overrides = Vec::new();
+        if let Some(mapping) = candle_capacity {
+            for kv in mapping.call_method0("items")?.try_iter()? {
+                let (name, cap): (String, i64) = kv?.extract()?;
+                overrides.push((name, cap));
+            }
+        }
+        // Not a number: NaN, which the core rejects in its order of checks.
+        let high_freq_per_s = match high_freq_per_s.0 {
+            Num::Float(v) => v,
+            Num::Other => f64::NAN,
+        };
+        let cfg = Config {
+            high_freq_per_s,
+            candle_capacity: overrides,
+            max_queue_frames,
+            max_queue_bytes,
+            max_symbols_per_connection,
+        };
+        Ok(PyCore { inner: Core::new(specs, cfg).py_err(py)? })
+    }
+
+    fn symbols(&self) -> Vec<(String, i64, i64)> {
+        self.inner
+            .symbols()
+            .iter()
+            .map(|s| (s.name.clone(), s.price_decimals, s.size_decimals))
+            .collect()
+    }
+
+    fn ingest(&mut self, py: Python<'_>, ticks: &Bound<'_, PyAny>, now_ms: i64) -> PyResult<usize> {
+        if ticks.is_instance_of::<PyString>() || ticks.is_instance_of::<PyBytes>() {
+            return Err(PyTypeError::new_err("ticks must be a sequence of [symbol, price, size, ts]"));
+        }
+        let mut parsed: Vec<Option<Parsed<'_>>> = Vec::new();
+        for item in ticks.try_iter()? {
+            let item = item?;
+            parsed.push(match fields(&item)? {
+                None => None,
+                Some([symbol, price, size, ts]) => {
+                    let text = match symbol.cast::<PyString>() {
+                        Ok(_) => None,
+                        Err(_) => Some(symbol.str()?.to_string()),
+                    };
+                    Some(Parsed { price: number(&price), size: number(&size), ts: timestamp(&ts), symbol, text })
+                }
+            });
+        }
+        let mut items = Vec::with_capacity(parsed.len());
+        for p in &parsed {
+            items.push(match p {
+                None => TickItem::Malformed,
+                Some(p) => {
+                    let name = match p.symbol.cast::<PyString>() {
+                        Ok(s) => Some(s.to_str()?),
+                        Err(_) => None,
+                    };
+                    TickItem::Tick(RawTick {
+                        symbol: name,
+                        symbol_text: name.or(p.text.as_deref()).unwrap_or(""),
+                        price: p.price,
+                        size: p.size,
+                        ts: p.ts,
+                    })
+                }
+            });
+        }
+        self.inner.ingest(&items, now_ms).py_err(py)
+    }
+
+    fn latest(&self, py: Python<'_>, symbol: &Bound<'_, PyAny>) -> PyResult<Option<(u64, u64, f64, f64)>> {
+        let latest = self.inner.latest(&text(symbol)?).py_err(py)?;
+        Ok(latest.map(|t| (t.seq, t.ts, t.price, t.size)))
+    }
+
+    fn is_high_frequency(&self, py: Python<'_>, symbol: &Bound<'_, PyAny>) -> PyResult<bool> {
+        self.inner.is_high_frequency(&text(symbol)?).py_err(py)
+    }
+
+    fn connect(&mut self) -> u64 {
+        self.inner.connect()
+    }
+
+    fn disconnect(&mut self, conn_id: i64) {
+        self.inner.disconnect(conn_id)
+    }
+
+    #[pyo3(signature = (conn_id, symbols, mode="auto", interval_ms=None, now_ms=0))]
+    #[allow(clippy::type_complexity)]
+    fn subscribe<'py>(
+        &mut self,
+        py: Python<'py>,
+        conn_id: i64,
+        symbols: &Bound<'py, PyAny>,
+        mode: &str,
+        interval_ms: Option<&Bound<'py, PyAny>>,
+        now_ms: i64,
+    ) -> PyResult<(Vec<String>, Vec<String>, Bound<'py, PyList>)> {
+        let objs = strs(symbols)?;
+        let names = objs.iter().map(|s| s.to_str()).collect::<PyResult<Vec<&str>>>()?;
+        // A non-int or out-of-range interval must give the spec's InvalidArgument, so map it
+        // to a value the core rejects (only when the mode uses an interval).
+        let interval = match interval_ms {
+            None => None,
+            Some(v) if v.is_instance_of::<PyBool>() => Some(i64::MIN),
+            Some(v) => Some(v.extract::<i64>().unwrap_or(i64::MIN)),
+        };
+        let (known, unknown, snapshots) =
+            self.inner.subscribe(conn_id, &names, mode, interval, now_ms).py_err(py)?;
+        let known = known.into_iter().map(|i| self.inner.symbol_name(i).to_owned()).collect();
+        let snapshots = PyList::new(py, snapshots.into_iter().map(|f| f.obj))?;
+        Ok((known, unknown, snapshots))
+    }
+
+    fn unsubscribe(&mut self, py: Python<'_>, conn_id: i64, symbols: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+        let objs = strs(symbols)?;
+        let names = objs.iter().map(|s| s.to_str()).collect::<PyResult<Vec<&str>>>()?;
+        let removed = self.inner.unsubscribe(conn_id, &names).py_err(py)?;
+        Ok(removed.into_iter().map(|i| self.inner.symbol_name(i).to_owned()).collect())
+    }
+
+    fn subscriptions(&self, py: Python<'_>, conn_id: i64) -> PyResult<Vec<(String, &'static str, u32)>> {
+        let subs = self.inner.subscriptions(conn_id).py_err(py)?;
+        Ok(subs
+            .into_iter()
+            .map(|(i, mode, iv)| (self.inner.symbol_name(i).to_owned(), mode.name(), iv))
+            .collect())
+    }
+
+    fn push(&mut self, py: Python<'_>, conn_id: i64, frame: Bound<'_, PyString>) -> PyResult<bool> {
+        let len = frame.len()?;
+        self.inner.push(conn_id, PyFrame { obj: frame.unbind(), len }).py_err(py)
+    }
+
+    #[pyo3(signature = (conn_id, max_frames=1024))]
+    fn drain<'py>(&mut self, py: Python<'py>, conn_id: i64, max_frames: i64) -> PyResult<Bound<'py, PyList>> {
+        let frames = self.inner.drain(conn_id, max_frames);
+        PyList::new(py, frames.into_iter().map(|f| f.obj))
+    }
+
+    fn queued(&self, py: Python<'_>, conn_id: i64) -> PyResult<(usize, usize)> {
+        self.inner.queued(conn_id).py_err(py)
+    }
+
+    fn take_ready(&mut self) -> Vec<u64> {
+        self.inner.take_ready()
+    }
+
+    fn take_overflowed(&mut self) -> Vec<u64> {
+        self.inner.take_overflowed()
+    }
+
+    fn flush(&mut self, now_ms: i64) {
+        self.inner.flush(now_ms)
+    }
+
+    fn next_deadline_ms(&self) -> Option<i64> {
+        self.inner.next_deadline_ms()
+    }
+
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.inner.stats();
+        let d = PyDict::new(py);
+        d.set_item("ticks_in", s.ticks_in)?;
+        d.set_item("frames_queued", s.frames_queued)?;
+        d.set_item("bytes_queued", s.bytes_queued)?;
+        d.set_item("dropped", s.dropped)?;
+        d.set_item("connections", s.connections)?;
+        d.set_item("subscriptions", s.subscriptions)?;
+        d.set_item("alerts", s.alerts)?;
+        Ok(d)
+    }
+
+    fn backfill<'py>(&self, py: Python<'py>, symbol: &Bound<'py, PyAny>, interval: &Bound<'py, PyAny>, since_ms: i64) -> PyResult<Bound<'py, PyTuple>> {
+        candles(py, self.inner.backfill(&text(symbol)?, &text(interval)?, since_ms).py_err(py)?)
+    }
+
+    fn recent_candles<'py>(&self, py: Python<'py>, symbol: &Bound<'py, PyAny>, interval: &Bound<'py, PyAny>, limit: i64) -> PyResult<Bound<'py, PyTuple>> {
+        candles(py, self.inner.recent_candles(&text(symbol)?, &text(interval)?, limit).py_err(py)?)
+    }
+
+    fn add_alert(&mut self, py: Python<'_>, alert_id: i64, symbol: &Bound<'_, PyAny>, direction: &Bound<'_, PyAny>, level: &Bound<'_, PyAny>) -> PyResult<()> {
+        let level = match number(level) {
+            Num::Float(v) => Some(v),
+            Num::Other => None,
+        };
+        let direction = direction.cast::<PyString>().ok().map(|d| d.to_str()).transpose()?.unwrap_or("");
+        self.inner.add_alert(alert_id, &text(symbol)?, direction, level).py_err(py)
+    }
+
+    fn remove_alert(&mut self, alert_id: i64) -> bool {
+        self.inner.remove_alert(alert_id)
+    }
+
+    fn take_fired(&mut self) -> Vec<(i64, String, u64, u64, f64)> {
+        let fired = self.inner.take_fired();
+        fired
+            .into_iter()
+            .map(|f| (f.alert_id, self.inner.symbol_name(f.symbol).to_owned(), f.seq, f.ts, f.price))
+            .collect()
+    }
+}
