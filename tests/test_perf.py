@@ -4,10 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import time
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from tickfan.perf import CHANNELS, DEFAULT_BOUNDS_MS, LatencyHistogram, PerfMonitor, percentile
+
+
+def source(**stats: int) -> Any:
+    """What tickfan.metrics.Metrics exposes: cumulative counters and the core's stats."""
+    core = {"ticks_in": 0, "dropped": 0, **stats}
+    return SimpleNamespace(
+        connections={}, frames_out=0, bytes_out=0, slow_consumers_disconnected=0,
+        core=core, core_stats=lambda: core,
+    )
+
+
+def write(src: Any, frames: int, nbytes: int) -> None:
+    src.frames_out += frames
+    src.bytes_out += nbytes
 
 
 class FakeClock:
@@ -66,14 +82,14 @@ def test_histogram_rejects_bad_bounds() -> None:
 
 def test_rates_are_measured_over_the_trailing_window() -> None:
     clock = FakeClock()
-    stats = {"ticks_in": 0, "dropped": 0}
-    p = PerfMonitor(core_name="python", core_stats=lambda: stats, clock=clock)
+    src = source()
+    p = PerfMonitor(src, core_name="python", clock=clock)
     # 4 seconds at 200 ticks/s and 50 frames/s of 100 bytes, sampled every 250 ms.
     for _ in range(16):
         clock.t += 0.25
-        stats["ticks_in"] += 50
-        p.record_write(12, 1200)
-        p.record_write(1, 100)
+        src.core["ticks_in"] += 50
+        write(src, 12, 1200)
+        write(src, 1, 100)
         p.sample(lag_s=0.0)
     m = p.metrics(now_ms=123)
     assert m["ts"] == 123
@@ -91,16 +107,16 @@ def test_rates_are_measured_over_the_trailing_window() -> None:
 
 def test_latency_window_forgets_old_samples() -> None:
     clock = FakeClock()
-    p = PerfMonitor(core_name="python", clock=clock, latency_window_s=2.0)
+    p = PerfMonitor(source(), core_name="python", clock=clock, latency_window_s=2.0)
     for _ in range(100):
-        p.record_fanout_latency(500.0)
+        p.latency.record(500.0)
     m = p.metrics()
     assert m["fanout_latency_ms"]["samples"] == 100
     assert 500.0 <= m["fanout_latency_ms"]["p50"] <= 500.0 * 1.123
     for _ in range(12):  # 3 s later: the slow samples are out of the window
         clock.t += 0.25
         p.sample()
-    p.record_fanout_latency(0.2)
+    p.latency.record(0.2)
     m = p.metrics()
     assert m["fanout_latency_ms"]["samples"] == 1
     assert 0.2 <= m["fanout_latency_ms"]["p99"] <= 0.2 * 1.123
@@ -111,14 +127,12 @@ def test_latency_window_forgets_old_samples() -> None:
 
 
 def test_counters_connections_and_drops() -> None:
-    stats = {"ticks_in": 7, "dropped": 3}
-    p = PerfMonitor(core_name="rust", core_stats=lambda: stats)
-    p.opened("market_data")
-    p.opened("market_data")
-    p.opened("notifications")
-    p.closed("market_data")
-    p.record_drops(2)
-    p.record_slow_consumer()
+    src = source(ticks_in=7, dropped=5)
+    shared = LatencyHistogram()
+    p = PerfMonitor(src, core_name="rust", latency=shared)
+    src.connections.update(market_data=1, notifications=1)  # the other channels: absent
+    src.slow_consumers_disconnected += 1
+    shared.record(3.0)
     m = p.metrics()
     assert m["core"] == "rust"
     assert m["connections"] == {
@@ -127,10 +141,11 @@ def test_counters_connections_and_drops() -> None:
     assert set(m["connections"]) == set(CHANNELS)
     assert m["dropped_messages"] == 5
     assert m["slow_consumers_disconnected"] == 1
+    assert m["fanout_latency_ms"]["samples"] == 1
 
 
 def test_process_figures_are_real() -> None:
-    p = PerfMonitor(core_name="python")
+    p = PerfMonitor(source(), core_name="python")
     m = p.metrics()
     assert isinstance(m["rss_bytes"], int) and m["rss_bytes"] > 1_000_000
     assert isinstance(m["cpu_percent"], float) and m["cpu_percent"] >= 0.0
@@ -143,7 +158,7 @@ def test_process_figures_are_real() -> None:
 
 def test_event_loop_lag_is_observed() -> None:
     async def scenario() -> float:
-        p = PerfMonitor(core_name="python", sample_interval_s=0.02, rate_window_s=1.0)
+        p = PerfMonitor(source(), core_name="python", sample_interval_s=0.02)
         task = asyncio.create_task(p.run())
         await asyncio.sleep(0.1)
         time.sleep(0.3)  # block the loop on purpose

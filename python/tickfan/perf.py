@@ -22,11 +22,11 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import psutil
 
-__all__ = ["CHANNELS", "LatencyHistogram", "PerfMonitor", "percentile"]
+__all__ = ["CHANNELS", "CounterSource", "LatencyHistogram", "PerfMonitor", "percentile"]
 
 CHANNELS: tuple[str, ...] = ("market_data", "bot_status", "notifications", "performance_metrics")
 """The keys of the ``connections`` object, one per ``/ws/*`` channel."""
@@ -110,19 +110,31 @@ class _Snapshot:
         self.latency = latency
 
 
-class PerfMonitor:
-    """Counters, the fan-out latency histogram, a loop-lag sampler and the ``metrics`` builder.
+class CounterSource(Protocol):
+    """Where the server counts (``tickfan.metrics.Metrics``): plain, cumulative attributes."""
 
-    ``core_stats`` is the active core's ``Core.stats`` (its ``ticks_in`` and ``dropped`` are the
-    authoritative counts); without it, :meth:`record_ticks` and :meth:`record_drops` feed them.
-    The hot-path methods (``record_*``) do O(1) work and never allocate.
+    connections: Mapping[str, int]
+    frames_out: int
+    bytes_out: int
+    slow_consumers_disconnected: int
+    core_stats: Callable[[], Mapping[str, int]]
+
+
+class PerfMonitor:
+    """Windowed views of the server's counters, a loop-lag sampler and the ``metrics`` builder.
+
+    The counting itself happens elsewhere, where the events are (``source``: the socket writer
+    bumps ``frames_out``/``bytes_out``, the hub counts slow consumers, the core counts
+    ``ticks_in`` and ``dropped`` in ``core_stats()``); ``latency`` is the fan-out histogram the
+    writer records into. This class only reads them, so it adds nothing to the hot path.
     """
 
     def __init__(
         self,
+        source: CounterSource,
         *,
         core_name: str,
-        core_stats: Callable[[], Mapping[str, int]] | None = None,
+        latency: LatencyHistogram | None = None,
         sample_interval_s: float = 0.25,
         rate_window_s: float = 1.0,
         latency_window_s: float = 10.0,
@@ -131,20 +143,14 @@ class PerfMonitor:
     ) -> None:
         if not 0 < sample_interval_s <= rate_window_s <= latency_window_s:
             raise ValueError("need 0 < sample_interval_s <= rate_window_s <= latency_window_s")
+        self.source = source
         self.core_name = core_name
-        self._core_stats = core_stats
+        self.latency = latency if latency is not None else LatencyHistogram()
         self.sample_interval_s = sample_interval_s
         self.rate_window_s = rate_window_s
         self.latency_window_s = latency_window_s
         self._clock = clock
         self._started = clock()
-        self.latency = LatencyHistogram()
-        self.connections: dict[str, int] = dict.fromkeys(CHANNELS, 0)
-        self.frames_out = 0
-        self.bytes_out = 0
-        self.slow_consumers_disconnected = 0
-        self._ticks_in = 0  # used without core_stats
-        self._dropped = 0  # drops outside the core (added to the core's count)
         keep = int(latency_window_s / sample_interval_s) + 2
         self._snapshots: collections.deque[_Snapshot] = collections.deque(maxlen=keep)
         self._lags: collections.deque[tuple[float, float]] = collections.deque(maxlen=keep)
@@ -152,50 +158,22 @@ class PerfMonitor:
         self._process.cpu_percent(None)  # primes psutil: the next call measures since now
         self._cpu_percent: float | None = None
         self._rss_bytes: int | None = None
-        self._last_process_sample = -1e18
+        self._last_process_sample = self._started  # the first process sample comes 1 s in
         self.sample()
-
-    # --- hot path -----------------------------------------------------------------------
-
-    def record_write(self, frames: int, nbytes: int) -> None:
-        """``frames`` frames of ``nbytes`` bytes in total were written to one socket."""
-        self.frames_out += frames
-        self.bytes_out += nbytes
-
-    def record_fanout_latency(self, ms: float) -> None:
-        """Time from a tick's ingest to the socket write that carried it."""
-        self.latency.record(ms)
-
-    def record_ticks(self, n: int) -> None:
-        self._ticks_in += n
-
-    def record_drops(self, n: int) -> None:
-        """Frames dropped outside the core's queues."""
-        self._dropped += n
-
-    def record_slow_consumer(self) -> None:
-        self.slow_consumers_disconnected += 1
-
-    def opened(self, channel: str) -> None:
-        self.connections[channel] += 1
-
-    def closed(self, channel: str) -> None:
-        self.connections[channel] -= 1
 
     # --- sampling -----------------------------------------------------------------------
 
     def _counts(self) -> tuple[int, int]:
-        if self._core_stats is None:
-            return self._ticks_in, self._dropped
-        stats = self._core_stats()
-        return stats["ticks_in"], stats["dropped"] + self._dropped
+        stats = self.source.core_stats()
+        return int(stats.get("ticks_in", 0)), int(stats.get("dropped", 0))
 
     def sample(self, lag_s: float | None = None) -> None:
         """Snapshot the counters (and a loop-lag observation); the sampler task calls this."""
         now = self._clock()
         ticks_in, _ = self._counts()
+        src = self.source
         self._snapshots.append(
-            _Snapshot(now, ticks_in, self.frames_out, self.bytes_out, self.latency.snapshot())
+            _Snapshot(now, ticks_in, src.frames_out, src.bytes_out, self.latency.snapshot())
         )
         if lag_s is not None:
             self._lags.append((now, lag_s))
@@ -234,14 +212,15 @@ class PerfMonitor:
     def metrics(self, now_ms: int | None = None) -> dict[str, Any]:
         """The ``metrics`` message (protocol section 7) as of now."""
         now = self._clock()
+        src = self.source
         ticks_in, dropped = self._counts()
         base = self._baseline(now, self.rate_window_s)
         # Within the first sample period of the monitor's life the window is shorter than one
         # period; dividing by the period then avoids extrapolating a few frames to a huge rate.
         dt = max(now - base.t, self.sample_interval_s)
         ticks_rate = (ticks_in - base.ticks_in) / dt
-        frames_rate = (self.frames_out - base.frames_out) / dt
-        bytes_rate = (self.bytes_out - base.bytes_out) / dt
+        frames_rate = (src.frames_out - base.frames_out) / dt
+        bytes_rate = (src.bytes_out - base.bytes_out) / dt
         lat_base = self._baseline(now, self.latency_window_s).latency
         window = [a - b for a, b in zip(self.latency.snapshot(), lat_base, strict=True)]
         p50 = percentile(window, self.latency.bounds, 0.50)
@@ -254,13 +233,13 @@ class PerfMonitor:
             "ts": int(time.time() * 1000) if now_ms is None else now_ms,
             "uptime_s": round(now - self._started, 3),
             "core": self.core_name,
-            "connections": dict(self.connections),
+            "connections": {c: int(src.connections.get(c, 0)) for c in CHANNELS},
             "ticks_in_per_s": round(ticks_rate, 3),
             "messages_out_per_s": round(frames_rate, 3),
             "bytes_out_per_s": round(bytes_rate, 3),
             "fanout_latency_ms": {"p50": p50, "p99": p99, "samples": sum(window)},
             "dropped_messages": dropped,
-            "slow_consumers_disconnected": self.slow_consumers_disconnected,
+            "slow_consumers_disconnected": src.slow_consumers_disconnected,
             "rss_bytes": self._rss_bytes,
             "cpu_percent": self._cpu_percent,
             "event_loop_lag_ms": round(max(lags) * 1000, 3) if lags else 0.0,
