@@ -1,0 +1,1 @@
+"""Tick sources that feed the hub through the same ingest path as ``POST /api/ticks``."""

@@ -1,0 +1,157 @@
+"""The asyncio side of the core: one per worker process, owned by the app's lifespan.
+
+The :class:`Hub` owns the sans-I/O ``Core`` and everything that makes it run in an event loop:
+
+* the registry of sessions by ``conn_id`` (every socket of every channel has one);
+* :meth:`ingest`, the single entry point for ticks (``POST /api/ticks`` and the simulator);
+* :meth:`dispatch`, called after every core call that can queue frames: it wakes the writers of
+  connections whose queue went non-empty (``core.take_ready()``) and closes the ones that
+  overflowed (``core.take_overflowed()`` -> ``slow_consumer``, 1013). It never awaits a socket,
+  so a slow or dead socket cannot stall the fan-out;
+* one flush timer task, sleeping until ``core.next_deadline_ms()`` and woken early when an
+  ingest opens an earlier window;
+* the ``epoch``: a fresh random string per hub, since ``seq`` numbering restarts with the
+  in-memory state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from tickfan.auth import Verifier
+from tickfan.config import Config
+from tickfan.metrics import Metrics
+from tickfan.protocol import CloseCode, ErrorCode
+
+if TYPE_CHECKING:
+    from tickfan.session import Session
+
+__all__ = ["Hub", "now_ms"]
+
+_log = logging.getLogger("tickfan.hub")
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Hub:
+    """Core + sessions + flush timer of one worker."""
+
+    def __init__(self, config: Config, core_module: ModuleType, verifier: Verifier, metrics: Metrics | None = None) -> None:
+        self.config = config
+        self.core_module = core_module
+        self.verifier = verifier
+        self.metrics = metrics or Metrics()
+        self.universe = config.universe()
+        self.core: Any = core_module.Core(
+            [(s.symbol, s.price_decimals, s.size_decimals) for s in self.universe],
+            high_freq_per_s=config.high_freq_per_s,
+            candle_capacity=config.candle_capacity() or None,
+            max_queue_frames=config.max_queue_frames,
+            max_queue_bytes=config.max_queue_bytes,
+            max_symbols_per_connection=config.max_symbols_per_connection,
+        )
+        self.metrics.core_stats = self.core.stats
+        self.epoch = secrets.token_hex(8)
+        self.started_at = time.time()
+        self.sessions: dict[int, Session] = {}
+        self.ready = False
+        self._rearm = asyncio.Event()
+        self._armed_deadline: int | None = None
+        self._timer: asyncio.Task[None] | None = None
+
+    @property
+    def core_name(self) -> str:
+        return str(self.core_module.IMPLEMENTATION)
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._rearm = asyncio.Event()
+        self._timer = asyncio.create_task(self._flush_loop(), name="tickfan-flush")
+        self.ready = True
+
+    async def stop(self) -> None:
+        """Close every socket with 1001, wait for them (bounded), stop the timer."""
+        self.ready = False
+        sessions = list(self.sessions.values())
+        for session in sessions:
+            session.close(CloseCode.GOING_AWAY)
+        deadline = time.monotonic() + self.config.shutdown_timeout_s
+        while self.sessions and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        if self._timer is not None:
+            self._timer.cancel()
+            try:
+                await self._timer
+            except asyncio.CancelledError:
+                pass
+
+    # --- sessions -------------------------------------------------------------------------------
+
+    def register(self, session: Session) -> int:
+        conn_id = int(self.core.connect())
+        self.sessions[conn_id] = session
+        return conn_id
+
+    def unregister(self, conn_id: int) -> None:
+        self.sessions.pop(conn_id, None)
+
+    def dispatch(self, ingest_t: float | None = None) -> None:
+        """Wake writers with new frames; close overflowed connections. Never awaits."""
+        sessions = self.sessions
+        for conn_id in self.core.take_ready():
+            session = sessions.get(conn_id)
+            if session is not None:
+                session.wake(ingest_t)
+        overflowed = self.core.take_overflowed()
+        if overflowed:
+            for conn_id in overflowed:
+                session = sessions.get(conn_id)
+                if session is not None and not session.closing:
+                    self.metrics.slow_consumers_disconnected += 1
+                    _log.info("closing slow consumer: connection %d (%s)", conn_id, session.channel.name)
+                    session.fail(ErrorCode.SLOW_CONSUMER)
+
+    # --- ticks ----------------------------------------------------------------------------------
+
+    def ingest(self, ticks: Sequence[tuple[str, Any, Any, Any]]) -> int:
+        """Apply ticks (all or nothing; raises ``TickRejected``) and fan them out."""
+        ingest_t = time.perf_counter()
+        applied = int(self.core.ingest(ticks, now_ms()))
+        self.dispatch(ingest_t)
+        deadline = self.core.next_deadline_ms()
+        if deadline is not None and (self._armed_deadline is None or deadline < self._armed_deadline):
+            self._rearm.set()
+        return applied
+
+    async def _flush_loop(self) -> None:
+        core = self.core
+        while True:
+            deadline = core.next_deadline_ms()
+            self._armed_deadline = deadline
+            self._rearm.clear()
+            if deadline is None:
+                await self._rearm.wait()
+                continue
+            delay = (deadline - now_ms()) / 1000.0
+            if delay > 0:
+                try:
+                    await asyncio.wait_for(self._rearm.wait(), delay)
+                    continue  # an earlier window opened: re-read the deadline
+                except asyncio.TimeoutError:
+                    pass
+            try:
+                t = time.perf_counter()
+                core.flush(now_ms())
+                self.dispatch(t)
+            except Exception:  # noqa: BLE001 - the timer must survive anything
+                _log.exception("flush failed")
+                await asyncio.sleep(0.01)

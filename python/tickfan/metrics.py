@@ -1,0 +1,89 @@
+"""Server metrics: plain counters on the hot path, Prometheus text at scrape time.
+
+Per-frame counting uses plain ``int`` attributes (a ``prometheus_client.Counter.inc`` takes a
+lock, about a microsecond, too much per frame); a custom collector turns them into metric
+families when ``/metrics`` is scraped. The fan-out latency (ingest to socket write, observed once
+per writer wake-up, not per frame) goes into a real Histogram and a small ring of recent samples
+from which :meth:`Metrics.latency_quantiles` gives p50/p99 for the performance channel.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+__all__ = ["Metrics", "CHANNEL_KEYS", "CONTENT_TYPE"]
+
+CHANNEL_KEYS = ("market_data", "bot_status", "notifications", "performance_metrics")
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Metrics:
+    """Counters of one worker process."""
+
+    def __init__(self) -> None:
+        self.connections: dict[str, int] = dict.fromkeys(CHANNEL_KEYS, 0)
+        self.frames_out = 0
+        self.bytes_out = 0
+        self.slow_consumers_disconnected = 0
+        self.send_failures = 0
+        self.messages_in = 0
+        self.core_stats: Callable[[], dict[str, int]] = dict
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.fanout_latency = Histogram(
+            "tickfan_fanout_latency_seconds",
+            "Time from tick ingest to the first socket write of the frames it produced",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self._recent: collections.deque[float] = collections.deque(maxlen=2048)
+        self.registry.register(_Collector(self))
+
+    def connection_opened(self, channel: str) -> None:
+        self.connections[channel] = self.connections.get(channel, 0) + 1
+
+    def connection_closed(self, channel: str) -> None:
+        self.connections[channel] = self.connections.get(channel, 0) - 1
+
+    def observe_fanout(self, seconds: float) -> None:
+        self.fanout_latency.observe(seconds)
+        self._recent.append(seconds)
+
+    def latency_quantiles(self) -> dict[str, float]:
+        """``{"p50", "p99"}`` in milliseconds over the recent samples (0.0 when none)."""
+        if not self._recent:
+            return {"p50": 0.0, "p99": 0.0}
+        ordered = sorted(self._recent)
+        last = len(ordered) - 1
+        return {"p50": ordered[last // 2] * 1000.0, "p99": ordered[(last * 99) // 100] * 1000.0}
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _Collector(Collector):
+    def __init__(self, metrics: Metrics) -> None:
+        self._m = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        m = self._m
+        conns = GaugeMetricFamily("tickfan_connections", "Open WebSocket connections", labels=["channel"])
+        for channel, count in m.connections.items():
+            conns.add_metric([channel], count)
+        yield conns
+        stats = m.core_stats()
+        yield CounterMetricFamily("tickfan_ticks_in", "Ticks ingested", value=stats.get("ticks_in", 0))
+        yield CounterMetricFamily("tickfan_frames_out", "Frames written to sockets", value=m.frames_out)
+        yield CounterMetricFamily("tickfan_bytes_out", "Bytes written to sockets", value=m.bytes_out)
+        yield CounterMetricFamily("tickfan_frames_dropped", "Frames dropped by full outbound queues", value=stats.get("dropped", 0))
+        yield CounterMetricFamily(
+            "tickfan_slow_consumers_disconnected", "Sockets closed with slow_consumer (1013)", value=m.slow_consumers_disconnected
+        )
+        yield CounterMetricFamily("tickfan_send_failures", "Socket sends that failed (peer gone mid-send)", value=m.send_failures)
+        yield CounterMetricFamily("tickfan_messages_in", "Inbound WebSocket messages", value=m.messages_in)
+        yield GaugeMetricFamily("tickfan_subscriptions", "Active symbol subscriptions", value=stats.get("subscriptions", 0))

@@ -1,0 +1,192 @@
+"""The wire protocol: inbound message types, error and close codes, control-frame encoders.
+
+All JSON goes through msgspec. Inbound messages are Structs in a tagged union on ``type``; a
+channel adds its own message types to the common ones (``auth``, ``ping``) and gets one decoder
+for the union. Decoding tells apart the four ways a frame can be wrong (``invalid_json``,
+``invalid_message``, ``unknown_type``, and a valid message), so the session can answer each with
+its error code. Outbound control frames (acks, errors, pong, backfill) are encoded here; tick
+frames are encoded by the core, once per tick.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal, Union
+
+import msgspec
+from msgspec import Meta, Struct
+
+__all__ = [
+    "ErrorCode",
+    "CloseCode",
+    "ERROR_CLOSE",
+    "ERROR_TEXT",
+    "Auth",
+    "Ping",
+    "Subscribe",
+    "Unsubscribe",
+    "BackfillRequest",
+    "MARKET_DATA_MESSAGES",
+    "MessageDecoder",
+    "DecodeFailure",
+    "encode",
+    "error_frame",
+    "auth_success_frame",
+    "pong_frame",
+]
+
+
+class ErrorCode(enum.StrEnum):
+    """Every ``code`` an ``error`` frame can carry (PROTOCOL.md section 2)."""
+
+    # recoverable: the socket stays open
+    INVALID_JSON = "invalid_json"
+    INVALID_MESSAGE = "invalid_message"
+    UNKNOWN_TYPE = "unknown_type"
+    UNKNOWN_SYMBOL = "unknown_symbol"
+    TOO_MANY_SYMBOLS = "too_many_symbols"
+    RATE_LIMITED = "rate_limited"
+    # fatal: the server closes after sending
+    MESSAGE_TOO_LARGE = "message_too_large"
+    AUTH_REQUIRED = "auth_required"
+    TOKEN_EXPIRED = "token_expired"
+    SLOW_CONSUMER = "slow_consumer"
+
+
+class CloseCode(enum.IntEnum):
+    """WebSocket close codes the server uses (RFC 6455 section 7.4.1)."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001  # server shutdown
+    POLICY_VIOLATION = 1008  # auth_required, token_expired
+    MESSAGE_TOO_BIG = 1009  # message_too_large
+    INTERNAL_ERROR = 1011
+    TRY_AGAIN_LATER = 1013  # slow_consumer
+
+
+ERROR_CLOSE: dict[ErrorCode, CloseCode] = {
+    ErrorCode.MESSAGE_TOO_LARGE: CloseCode.MESSAGE_TOO_BIG,
+    ErrorCode.AUTH_REQUIRED: CloseCode.POLICY_VIOLATION,
+    ErrorCode.TOKEN_EXPIRED: CloseCode.POLICY_VIOLATION,
+    ErrorCode.SLOW_CONSUMER: CloseCode.TRY_AGAIN_LATER,
+}
+"""The fatal codes and the close code that follows each."""
+
+ERROR_TEXT: dict[ErrorCode, str] = {
+    ErrorCode.AUTH_REQUIRED: "Authentication required",
+    ErrorCode.TOKEN_EXPIRED: "Token expired",
+    ErrorCode.SLOW_CONSUMER: "Connection closed: the client did not keep up with its messages",
+    ErrorCode.RATE_LIMITED: "Too many messages; slow down",
+}
+
+# --- inbound ---------------------------------------------------------------------------------
+
+_MAX_SAFE_INT = 2**53 - 1
+Number = Union[int, float]
+SymbolList = Annotated[list[str], Meta(max_length=10_000)]
+
+
+class Auth(Struct, tag="auth", tag_field="type", frozen=True):
+    token: str
+
+
+class Ping(Struct, tag="ping", tag_field="type", frozen=True):
+    ts: Number
+
+
+class Subscribe(Struct, tag="subscribe", tag_field="type", frozen=True):
+    symbols: SymbolList
+    mode: Literal["tick", "batch", "conflate", "auto"] = "auto"
+    interval_ms: Annotated[int, Meta(ge=10, le=60_000)] | None = None
+
+
+class Unsubscribe(Struct, tag="unsubscribe", tag_field="type", frozen=True):
+    symbols: SymbolList
+
+
+class BackfillRequest(Struct, tag="backfill_request", tag_field="type", frozen=True):
+    symbols: SymbolList
+    since: Annotated[int, Meta(ge=0, le=_MAX_SAFE_INT)]
+    interval: str = "1m"
+
+
+COMMON_MESSAGES: tuple[type[Struct], ...] = (Auth, Ping)
+MARKET_DATA_MESSAGES: tuple[type[Struct], ...] = (Subscribe, Unsubscribe, BackfillRequest)
+
+
+class DecodeFailure(Exception):
+    """A frame that is not a valid message; ``code`` is the error code to answer with."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class MessageDecoder:
+    """Decodes one channel's inbound frames: the common messages plus ``extra`` types."""
+
+    def __init__(self, extra: Sequence[type[Struct]] = ()) -> None:
+        types = (*COMMON_MESSAGES, *extra)
+        self.tags = frozenset(t.__struct_config__.tag for t in types)
+        self._decoder = msgspec.json.Decoder(Union[types])  # type: ignore[valid-type]
+
+    def decode(self, frame: str | bytes) -> Struct:
+        """Return the message, or raise :class:`DecodeFailure` saying what is wrong."""
+        try:
+            return self._decoder.decode(frame)
+        except msgspec.ValidationError as exc:
+            raise self._classify(frame, exc) from None
+        except msgspec.DecodeError:
+            raise DecodeFailure(ErrorCode.INVALID_JSON, "The message is not valid JSON") from None
+
+    def _classify(self, frame: str | bytes, exc: msgspec.ValidationError) -> DecodeFailure:
+        # Slow path, only for bad messages: decode untyped to tell the cases apart.
+        value: Any = msgspec.json.decode(frame)
+        if not isinstance(value, dict):
+            return DecodeFailure(ErrorCode.INVALID_MESSAGE, "A message must be a JSON object")
+        kind = value.get("type")
+        if not isinstance(kind, str):
+            return DecodeFailure(ErrorCode.INVALID_MESSAGE, "A message needs a string field 'type'")
+        if kind not in self.tags:
+            return DecodeFailure(ErrorCode.UNKNOWN_TYPE, f"Unknown message type {kind[:64]!r}")
+        return DecodeFailure(ErrorCode.INVALID_MESSAGE, f"Invalid {kind!r} message: {exc}")
+
+
+# --- outbound --------------------------------------------------------------------------------
+
+
+class _Error(Struct, tag="error", tag_field="type"):
+    code: str
+    error: str
+
+
+class _AuthSuccess(Struct, tag="auth_success", tag_field="type"):
+    user_id: str
+    expires_at: int
+
+
+class _Pong(Struct, tag="pong", tag_field="type"):
+    ts: Number
+    server_ts: int
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def encode(obj: Any) -> str:
+    """Compact JSON text of a Struct, dict or list."""
+    return _encoder.encode(obj).decode()
+
+
+def error_frame(code: ErrorCode, message: str | None = None) -> str:
+    return encode(_Error(code.value, message or ERROR_TEXT.get(code, code.value)))
+
+
+def auth_success_frame(user_id: str, expires_at: int) -> str:
+    return encode(_AuthSuccess(user_id, expires_at))
+
+
+def pong_frame(ts: int | float, server_ts: int) -> str:
+    return encode(_Pong(ts, server_ts))

@@ -1,0 +1,171 @@
+"""HTTP routes (PROTOCOL.md section 6): ticks, symbols, candles, health, readiness, metrics.
+
+Bearer JWT in ``Authorization``: :func:`require_principal` gives 401 without a valid token and
+403 without the needed scope. Every error body is JSON: ``{"error": "<sentence>", "status_code": n}``,
+plus ``"errors": [{"index", "error"}, ...]`` when ticks are refused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
+
+from tickfan.auth import PUBLISH_SCOPE, AuthError, Principal
+from tickfan.errors import InvalidArgument, TickRejected, UnknownSymbol
+from tickfan.hub import Hub
+from tickfan.metrics import CONTENT_TYPE
+
+__all__ = ["ROUTES", "require_principal", "hub_of", "ApiError", "error_response"]
+
+_TICK_KEYS = ("symbol", "price", "size", "ts")
+_MAX_TS = 2**53 - 1
+
+
+class ApiError(HTTPException):
+    """An HTTP error with a JSON body; ``errors`` adds per-item details."""
+
+    def __init__(self, status_code: int, detail: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(detail=detail, status_code=status_code)
+        self.errors = errors
+
+
+def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Litestar exception handler: every HTTP error as a JSON body."""
+    if isinstance(exc, HTTPException):
+        status, detail = exc.status_code, exc.detail
+        headers = dict(exc.headers or {})
+    else:
+        status, detail, headers = 500, "Internal server error", {}
+    body: dict[str, Any] = {"error": detail, "status_code": status}
+    errors = getattr(exc, "errors", None)
+    if errors:
+        body["errors"] = errors
+    extra = getattr(exc, "extra", None)
+    if status == 400 and extra:
+        body["details"] = extra
+    if status == 401:
+        headers.setdefault("WWW-Authenticate", "Bearer")
+    return Response(body, status_code=status, headers=headers, media_type="application/json")
+
+
+def hub_of(request: Request[Any, Any, Any]) -> Hub:
+    return request.app.state.hub  # type: ignore[no-any-return]
+
+
+def require_principal(request: Request[Any, Any, Any], scope: str | None = None) -> Principal:
+    """The request's principal; 401 without a valid bearer token, 403 without ``scope``."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NotAuthorizedException("A bearer token is required (Authorization: Bearer <JWT>)")
+    try:
+        principal = hub_of(request).verifier.verify(token.strip())
+    except AuthError as exc:
+        raise NotAuthorizedException("The token has expired" if exc.expired else "The token is invalid") from None
+    if scope is not None and not principal.can(scope):
+        raise PermissionDeniedException(f"This route needs a token with the {scope!r} scope")
+    return principal
+
+
+@post("/api/ticks", status_code=202)
+async def post_ticks(request: Request[Any, Any, Any]) -> dict[str, int]:
+    require_principal(request, PUBLISH_SCOPE)
+    hub = hub_of(request)
+    try:
+        body = msgspec.json.decode(await request.body())
+    except msgspec.DecodeError:
+        raise ApiError(400, "The body is not valid JSON") from None
+    if not isinstance(body, list):
+        raise ApiError(422, "The body must be a JSON array of ticks {symbol, price, size, ts}")
+    ticks: list[Any] = []
+    shape_errors: dict[int, str] = {}
+    for index, item in enumerate(body):
+        problem = _shape_problem(item)
+        if problem is None:
+            ticks.append((item["symbol"], item["price"], item["size"], item["ts"]))
+        else:
+            shape_errors[index] = problem
+            ticks.append(None)  # the core refuses it as well, so nothing of the request applies
+    try:
+        accepted = hub.ingest(ticks)
+    except TickRejected as exc:
+        messages = dict(exc.errors)
+        messages.update(shape_errors)
+        errors = [{"index": i, "error": messages[i]} for i in sorted(messages)]
+        raise ApiError(422, f"{len(errors)} of {len(ticks)} ticks rejected; nothing was applied", errors) from None
+    return {"accepted": accepted}
+
+
+def _shape_problem(item: Any) -> str | None:
+    if not isinstance(item, dict):
+        return "tick must be an object {symbol, price, size, ts}"
+    missing = [key for key in _TICK_KEYS if key not in item]
+    if missing:
+        return "missing field" + ("s " if len(missing) > 1 else " ") + ", ".join(missing)
+    if not isinstance(item["symbol"], str):
+        return "symbol must be a string"
+    ts = item["ts"]
+    if isinstance(ts, int) and not isinstance(ts, bool) and ts > _MAX_TS:
+        return "ts out of range"
+    return None
+
+
+@get("/api/symbols")
+async def get_symbols(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    require_principal(request)
+    core = hub_of(request).core
+    return {
+        "symbols": [
+            {"symbol": name, "price_decimals": pd, "size_decimals": sd} for name, pd, sd in core.symbols()
+        ]
+    }
+
+
+@get("/api/candles")
+async def get_candles(
+    request: Request[Any, Any, Any],
+    symbol: str,
+    interval: str = "1m",
+    since: int | None = None,
+    limit: int = 300,
+) -> dict[str, Any]:
+    require_principal(request)
+    hub = hub_of(request)
+    if not 1 <= limit <= 100_000:
+        raise ApiError(422, "limit must be between 1 and 100000")
+    if interval not in hub.core_module.INTERVALS:
+        raise ApiError(422, f"unknown interval {interval[:16]!r}; one of {', '.join(hub.core_module.INTERVALS)}")
+    try:
+        if since is None:
+            candles, complete = hub.core.recent_candles(symbol, interval, limit)
+        else:
+            candles, complete = hub.core.backfill(symbol, interval, max(0, min(since, _MAX_TS)))
+            candles = candles[:limit]
+    except UnknownSymbol:
+        raise ApiError(422, f"unknown symbol {symbol[:40]!r}") from None
+    except InvalidArgument as exc:
+        raise ApiError(422, str(exc)) from None
+    return {"symbol": symbol, "interval": interval, "candles": candles, "complete": complete}
+
+
+@get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/readyz")
+async def readyz(request: Request[Any, Any, Any]) -> Response[Any]:
+    hub = hub_of(request)
+    body = {"status": "ready" if hub.ready else "starting", "core": hub.core_name, "broker": hub.config.broker}
+    return Response(body, status_code=200 if hub.ready else 503)
+
+
+@get("/metrics")
+async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
+    return Response(hub_of(request).metrics.render(), media_type=CONTENT_TYPE)
+
+
+ROUTES = [post_ticks, get_symbols, get_candles, healthz, readyz, metrics]

@@ -1,0 +1,93 @@
+"""``/ws/bot-status`` and ``POST /api/bots/{bot_id}/status`` (PROTOCOL.md sections 4 and 6).
+
+After ``auth_success`` a socket gets one ``bot_status`` per bot of its user that the server
+knows (by ``bot_id``; each carries the user's current ``running_count``), then every update of
+that user's bots and nothing else. The channel accepts only ``auth`` and ``ping``.
+
+Bot state lives in memory (:class:`tickfan.bots.BotRegistry`): runners publish on every
+transition, so after a server restart a bot reappears at its next transition (see
+docs/operations.md).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, post
+from msgspec import Meta
+
+from tickfan.auth import PUBLISH_SCOPE
+from tickfan.bots import STATUSES, BotRegistry
+from tickfan.protocol import encode
+from tickfan.session import Session, now_ms
+from tickfan.web.api import ApiError, require_principal
+from tickfan.web.per_user import PerUserChannel
+
+__all__ = ["BotStatusChannel", "ROUTES", "MAX_BOT_ID_CHARS"]
+
+MAX_BOT_ID_CHARS = 128
+_MAX_USER_ID_CHARS = 256
+
+
+class BotStatusChannel(PerUserChannel):
+    name = "bot_status"
+    path = "/ws/bot-status"
+
+    def __init__(self, registry: BotRegistry | None = None) -> None:
+        super().__init__()
+        self.registry = registry if registry is not None else BotRegistry()
+
+    async def on_authenticated(self, session: Session) -> None:
+        assert session.principal is not None
+        # No await between the snapshot and join: no update can slip in between.
+        for state in self.registry.states(session.principal.sub):
+            session.send(encode(state))
+        self.join(session)
+
+    def update(self, user_id: str, bot_id: str, status: str, detail: Any) -> int:
+        """Record and push an update; return the user's running count. ``ValueError``."""
+        state = self.registry.update(user_id, bot_id, status, now_ms(), detail)
+        self.publish(user_id, encode(state))
+        return state.running_count
+
+
+class _StatusBody(msgspec.Struct, forbid_unknown_fields=True):
+    user_id: Annotated[str, Meta(min_length=1, max_length=_MAX_USER_ID_CHARS)]
+    status: str
+    detail: Any = None
+
+
+_decode_body = msgspec.json.Decoder(_StatusBody).decode
+
+
+def channel_of(request: Request[Any, Any, Any]) -> BotStatusChannel:
+    return request.app.state.bot_status  # type: ignore[no-any-return]
+
+
+@post("/api/bots/{bot_id:str}/status", status_code=200)
+async def post_bot_status(request: Request[Any, Any, Any], bot_id: str) -> dict[str, Any]:
+    """Publish a bot's status for the user in the body (publish scope).
+
+    200 ``{"bot_id", "status", "running_count"}``; 422 for an unknown ``status``, a missing or
+    empty ``user_id``, a ``detail`` that is not an object or null, or a ``bot_id`` over 128
+    characters.
+    """
+    require_principal(request, PUBLISH_SCOPE)
+    if not 1 <= len(bot_id) <= MAX_BOT_ID_CHARS:
+        raise ApiError(422, f"bot_id must be 1 to {MAX_BOT_ID_CHARS} characters")
+    try:
+        body = _decode_body(await request.body())
+    except msgspec.ValidationError as exc:
+        raise ApiError(422, f"Invalid body: {exc}") from None
+    except msgspec.DecodeError:
+        raise ApiError(400, "The body is not valid JSON") from None
+    if body.status not in STATUSES:
+        raise ApiError(422, f"status must be one of {', '.join(STATUSES)}")
+    if body.detail is not None and not isinstance(body.detail, dict):
+        raise ApiError(422, "detail must be a JSON object or null")
+    running = channel_of(request).update(body.user_id, bot_id, body.status, body.detail)
+    return {"bot_id": bot_id, "status": body.status, "running_count": running}
+
+
+ROUTES = [post_bot_status]
