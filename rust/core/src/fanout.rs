@@ -277,20 +277,13 @@ impl<F: Frame> Core<F> {
         self.out.drain(conn, usize::try_from(max_frames).unwrap_or(0))
     }
 
-    /// Remove up to `max_frames` frames and hand each to `sink` (no intermediate Vec).
-    pub fn drain_with(&mut self, conn: i64, max_frames: i64, sink: impl FnMut(F)) {
-        let Some(c) = self.out.get_mut(conn) else { return };
-        let n = usize::try_from(max_frames).unwrap_or(0).min(c.frames.len());
-        let mut bytes = 0;
-        let mut sink = sink;
-        for f in c.frames.drain(..n) {
-            bytes += f.len();
-            sink(f);
-        }
-        c.bytes -= bytes;
+    /// Remove up to `max_frames` frames, oldest first, as an exact-size iterator (lets the
+    /// binding build its result list without an intermediate Vec). Unknown ids give none.
+    pub fn drain_frames(&mut self, conn: i64, max_frames: i64) -> std::collections::vec_deque::Drain<'_, F> {
+        self.out.drain_frames(conn, usize::try_from(max_frames).unwrap_or(0))
     }
 
-    /// Number of frames `drain` would return at most (to size a result up front).
+    /// Number of frames `drain` would return (lets the binding skip empty queues cheaply).
     pub fn drain_len(&self, conn: i64, max_frames: i64) -> usize {
         self.out
             .get(conn)

@@ -35,6 +35,8 @@ pub(crate) struct Outbound<F> {
     pub counters: Counters,
     max_frames: usize,
     max_bytes: usize,
+    /// Always empty: what draining an unknown connection iterates.
+    empty: VecDeque<F>,
 }
 
 impl<F: Frame> Outbound<F> {
@@ -47,6 +49,7 @@ impl<F: Frame> Outbound<F> {
             counters: Counters::default(),
             max_frames,
             max_bytes,
+            empty: VecDeque::new(),
         }
     }
 
@@ -119,13 +122,18 @@ impl<F: Frame> Outbound<F> {
 
     /// Remove up to `max` frames, oldest first.
     pub fn drain(&mut self, id: i64, max: usize) -> Vec<F> {
-        let Some(conn) = self.get_mut(id) else {
-            return Vec::new();
+        self.drain_frames(id, max).collect()
+    }
+
+    /// Remove up to `max` frames, oldest first, as a draining iterator.
+    pub fn drain_frames(&mut self, id: i64, max: usize) -> std::collections::vec_deque::Drain<'_, F> {
+        let i = self.slot(id).filter(|&i| self.conns[i].is_some());
+        let Some(conn) = i.and_then(|i| self.conns[i].as_deref_mut()) else {
+            return self.empty.drain(..);
         };
         let n = max.min(conn.frames.len());
-        let out: Vec<F> = conn.frames.drain(..n).collect();
-        conn.bytes -= out.iter().map(Frame::len).sum::<usize>();
-        out
+        conn.bytes -= conn.frames.range(..n).map(Frame::len).sum::<usize>();
+        conn.frames.drain(..n)
     }
 
     /// Ids listed since the last call that still exist, sorted and without duplicates.

@@ -12,10 +12,14 @@ pub struct PyFrame {
 }
 
 impl Clone for PyFrame {
-    /// A new reference to the same str. Core methods only run while attached to the
-    /// interpreter (they are called from Python), so attaching here is a thread-local check.
+    /// A new reference to the same str (the fan-out hot path: one per subscriber).
     fn clone(&self) -> Self {
-        Python::attach(|py| PyFrame { obj: self.obj.clone_ref(py), len: self.len })
+        // SAFETY: frames live inside `PyCore`, whose methods only run when called from
+        // Python, i.e. while this thread is attached to the interpreter; cloning happens only
+        // inside those methods. Skipping `Python::attach` saves its thread-local bookkeeping
+        // per subscriber (measured: /tmp bench "one tick to 10,000 tick subscribers").
+        let py = unsafe { Python::assume_attached() };
+        PyFrame { obj: self.obj.clone_ref(py), len: self.len }
     }
 }
 
