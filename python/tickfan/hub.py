@@ -20,7 +20,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +66,8 @@ class Hub:
         self._rearm = asyncio.Event()
         self._armed_deadline: int | None = None
         self._timer: asyncio.Task[None] | None = None
+        self.after_ingest: list[Callable[[], None]] = []
+        """Called after every applied ingest, fan-out done (price alerts: ``take_fired``)."""
 
     @property
     def core_name(self) -> str:
@@ -127,6 +129,8 @@ class Hub:
         ingest_t = time.perf_counter()
         applied = int(self.core.ingest(ticks, now_ms()))
         self.dispatch(ingest_t)
+        for hook in self.after_ingest:
+            hook()
         deadline = self.core.next_deadline_ms()
         if deadline is not None and (self._armed_deadline is None or deadline < self._armed_deadline):
             self._rearm.set()

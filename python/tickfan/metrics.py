@@ -16,6 +16,8 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from tickfan.perf import LatencyHistogram
+
 __all__ = ["Metrics", "CHANNEL_KEYS", "CONTENT_TYPE"]
 
 CHANNEL_KEYS = ("market_data", "bot_status", "notifications", "performance_metrics")
@@ -42,6 +44,8 @@ class Metrics:
             registry=self.registry,
         )
         self._recent: collections.deque[float] = collections.deque(maxlen=2048)
+        self.fanout_ms = LatencyHistogram()
+        """The same samples in ms, windowed by the performance-metrics channel (tickfan.perf)."""
         self.registry.register(_Collector(self))
 
     def connection_opened(self, channel: str) -> None:
@@ -53,6 +57,7 @@ class Metrics:
     def observe_fanout(self, seconds: float) -> None:
         self.fanout_latency.observe(seconds)
         self._recent.append(seconds)
+        self.fanout_ms.record(seconds * 1000.0)
 
     def latency_quantiles(self) -> dict[str, float]:
         """``{"p50", "p99"}`` in milliseconds over the recent samples (0.0 when none)."""

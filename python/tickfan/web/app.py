@@ -24,7 +24,7 @@ from tickfan.config import Config
 from tickfan.feeds.sim import SimFeed
 from tickfan.hub import Hub
 from tickfan.session import Channel
-from tickfan.web import api
+from tickfan.web import api, services
 from tickfan.web.market_data import MarketDataChannel
 from tickfan.web.socket import channel_route
 
@@ -34,10 +34,11 @@ _log = logging.getLogger("tickfan.app")
 
 CHANNELS: list[Callable[[Hub], Channel]] = [
     MarketDataChannel,
+    *services.CHANNELS,  # bot-status, notifications, performance-metrics
 ]
 """One entry per ``/ws/*`` endpoint."""
 
-ROUTES: list[Any] = [*api.ROUTES]
+ROUTES: list[Any] = [*api.ROUTES, *services.ROUTES]
 """HTTP route handlers."""
 
 
@@ -62,7 +63,7 @@ def create_app(config: Config, *, channels: Sequence[Callable[[Hub], Channel]] |
     built = [factory(hub) for factory in (channels if channels is not None else CHANNELS)]
     app = Litestar(
         route_handlers=[*(channel_route(hub, channel) for channel in built), *ROUTES],
-        lifespan=[lifespan],
+        lifespan=[services.lifespan, lifespan],  # store up before the hub, down after it
         exception_handlers={HTTPException: api.error_response, Exception: api.error_response},
         openapi_config=None,
         logging_config=None,
