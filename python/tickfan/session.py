@@ -132,6 +132,7 @@ class Session:
         self._final: list[str] | None = None  # set when closing: the last frames, then the close
         self._close_code: int | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._reader: asyncio.Task[None] | None = None
         self.conn_id = hub.register(self)
 
     # --- used by channels and the hub ------------------------------------------------------
@@ -179,7 +180,7 @@ class Session:
         metrics = self.hub.metrics
         metrics.connection_opened(self.channel.name)
         self._timers["auth"] = loop.call_later(self.config.auth_timeout_ms / 1000.0, self.fail, ErrorCode.AUTH_REQUIRED)
-        reader = asyncio.create_task(self._read_loop(receive))
+        reader = self._reader = asyncio.create_task(self._read_loop(receive))
         writer = asyncio.create_task(self._write_loop())
         try:
             await self._finished.wait()
@@ -232,6 +233,10 @@ class Session:
                     for frame in self._final:
                         await send({"type": "websocket.send", "text": frame})
                     self._final = []
+                    # Granian's close waits for a pending receive() to end, so stop reading first.
+                    if self._reader is not None:
+                        self._reader.cancel()
+                        await asyncio.sleep(0)
                     await send({"type": "websocket.close", "code": self._close_code or CloseCode.NORMAL})
                     return
                 frames = drain(conn_id, _DRAIN_FRAMES)
@@ -267,7 +272,7 @@ class Session:
                 event = await receive()
                 kind = event["type"]
                 if kind == "websocket.disconnect":
-                    return
+                    break
                 if kind != "websocket.receive":
                     continue
                 if self._close_code is not None:
@@ -282,12 +287,11 @@ class Session:
                     continue
                 await self._handle(data)
         except asyncio.CancelledError:
-            raise
+            raise  # the writer cancels us to close; it finishes the session
         except Exception as exc:  # noqa: BLE001
             _log.debug("receive failed on connection %d: %r", self.conn_id, exc)
-        finally:
-            # Disconnected (or broken): nothing more can be sent either.
-            self._finished.set()
+        # Disconnected (or broken): nothing more can be sent either.
+        self._finished.set()
 
     async def _handle(self, data: str | bytes) -> None:
         if not self._bucket.take():

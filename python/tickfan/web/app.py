@@ -10,8 +10,10 @@ adding HTTP routes is one line in :data:`ROUTE_MODULES`' list (handlers exported
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -78,4 +80,47 @@ def create_app_from_env() -> Litestar:
     """Granian's factory target in each worker process."""
     config = Config.from_env()
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return create_app(config)
+    app = create_app(config)
+    _install_graceful_shutdown(app.state.hub.stop)
+    return app
+
+
+def _install_graceful_shutdown(before_stop: Callable[[], Awaitable[None]]) -> None:
+    """Close our sockets with 1001 *before* Granian's worker stops.
+
+    On SIGTERM/SIGINT a Granian worker stops its Rust server at once, which drops every open
+    WebSocket without a close frame (clients see 1006), and only then runs the ASGI lifespan
+    shutdown. So we replace the worker's signal hook (``granian._signals.set_loop_signals``,
+    looked up by the worker after this factory runs; Granian 2.8.7, pinned): the signal first
+    runs ``before_stop`` (``Hub.stop``: close 1001, wait at most ``shutdown_timeout_s``), then
+    sets Granian's own stop event.
+    """
+    import granian._signals as granian_signals
+
+    original = granian_signals.set_loop_signals
+
+    def set_loop_signals(loop: asyncio.AbstractEventLoop) -> Any:
+        event = granian_signals.WorkerSignal()
+        state = {"stopping": False}
+
+        async def graceful() -> None:
+            try:
+                await before_stop()
+            except Exception:  # noqa: BLE001 - stopping must go on
+                _log.exception("graceful close failed")
+            finally:
+                event.set()
+
+        def handler(*_: Any) -> None:
+            if not state["stopping"]:
+                state["stopping"] = True
+                loop.create_task(graceful())
+
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, handler)
+        except NotImplementedError:  # pragma: no cover - not on Linux
+            return original(loop)
+        return event
+
+    granian_signals.set_loop_signals = set_loop_signals
