@@ -97,7 +97,8 @@ impl AlertBook {
         sa.stale += 1;
         let total = sa.above.len() + sa.below.len();
         if sa.stale > 64 && sa.stale * 2 > total {
-            let live = |id: i64, token: u64| matches!(self.armed.get(&id), Some(a) if a.token == token);
+            let live =
+                |id: i64, token: u64| matches!(self.armed.get(&id), Some(a) if a.token == token);
             sa.above.retain(|Reverse((_, id, t))| live(*id, *t));
             sa.below.retain(|(_, id, t)| live(*id, *t));
             sa.stale = 0;

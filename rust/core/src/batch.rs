@@ -57,7 +57,10 @@ pub(crate) struct BatchCache<F> {
 
 impl<F> Default for BatchCache<F> {
     fn default() -> Self {
-        BatchCache { last: None, map: HashMap::new() }
+        BatchCache {
+            last: None,
+            map: HashMap::new(),
+        }
     }
 }
 

@@ -9,8 +9,12 @@ use std::collections::VecDeque;
 use crate::POW10;
 
 /// Candle intervals and their length in ms, in the spec's order.
-pub const INTERVALS: [(&str, u64); 4] =
-    [("1s", 1000), ("1m", 60_000), ("5m", 300_000), ("1h", 3_600_000)];
+pub const INTERVALS: [(&str, u64); 4] = [
+    ("1s", 1000),
+    ("1m", 60_000),
+    ("5m", 300_000),
+    ("1h", 3_600_000),
+];
 pub const DEFAULT_CAPACITY: [usize; 4] = [3600, 1440, 2016, 720];
 
 /// An index into [`INTERVALS`].
@@ -66,7 +70,9 @@ impl Candles {
             bars: VecDeque::new(),
             newest_evicted: None,
         };
-        Candles { rings: [ring(0), ring(1), ring(2), ring(3)] }
+        Candles {
+            rings: [ring(0), ring(1), ring(2), ring(3)],
+        }
     }
 
     pub fn update(&mut self, ts: u64, price: u64, size: u64) {
@@ -106,7 +112,10 @@ impl Candles {
             return (r.bars.iter().map(|b| to_candle(b, pd, sd)).collect(), false);
         }
         let i = r.bars.partition_point(|b| b.open_ms < start);
-        (r.bars.range(i..).map(|b| to_candle(b, pd, sd)).collect(), true)
+        (
+            r.bars.range(i..).map(|b| to_candle(b, pd, sd)).collect(),
+            true,
+        )
     }
 
     /// The most recent `limit` (>= 1) candles, oldest first.
@@ -114,7 +123,11 @@ impl Candles {
         let r = &self.rings[iv.0];
         let n = limit.min(r.bars.len());
         let complete = n == limit || r.newest_evicted.is_none();
-        let bars = r.bars.range(r.bars.len() - n..).map(|b| to_candle(b, pd, sd)).collect();
+        let bars = r
+            .bars
+            .range(r.bars.len() - n..)
+            .map(|b| to_candle(b, pd, sd))
+            .collect();
         (bars, complete)
     }
 }
@@ -149,7 +162,17 @@ mod tests {
         c.update(2000, 100, 4);
         let (bars, complete) = c.backfill(Interval(0), 0, 1, 0);
         assert!(complete);
-        assert_eq!(bars[0], Candle { open_ms: 1000, open: 10.5, high: 11.0, low: 9.5, close: 9.5, volume: 6.0 });
+        assert_eq!(
+            bars[0],
+            Candle {
+                open_ms: 1000,
+                open: 10.5,
+                high: 11.0,
+                low: 9.5,
+                close: 9.5,
+                volume: 6.0
+            }
+        );
         assert_eq!(bars[1].open_ms, 2000);
         let (m, _) = c.backfill(Interval(1), 0, 1, 0);
         assert_eq!((m.len(), m[0].volume, m[0].close), (1, 10.0, 10.0));
@@ -163,17 +186,38 @@ mod tests {
             c.update(s * 1000 + 7, 1, 1);
         }
         // held: 2000, 5000, 9000; 1000 evicted.
-        assert_eq!(opens(&c.backfill(iv, 0, 0, 0)), (vec![2000, 5000, 9000], false));
-        assert_eq!(opens(&c.backfill(iv, -5, 0, 0)), (vec![2000, 5000, 9000], false));
-        assert_eq!(opens(&c.backfill(iv, 1999, 0, 0)), (vec![2000, 5000, 9000], false));
-        assert_eq!(opens(&c.backfill(iv, 2000, 0, 0)), (vec![2000, 5000, 9000], true));
-        assert_eq!(opens(&c.backfill(iv, 2500, 0, 0)), (vec![2000, 5000, 9000], true));
+        assert_eq!(
+            opens(&c.backfill(iv, 0, 0, 0)),
+            (vec![2000, 5000, 9000], false)
+        );
+        assert_eq!(
+            opens(&c.backfill(iv, -5, 0, 0)),
+            (vec![2000, 5000, 9000], false)
+        );
+        assert_eq!(
+            opens(&c.backfill(iv, 1999, 0, 0)),
+            (vec![2000, 5000, 9000], false)
+        );
+        assert_eq!(
+            opens(&c.backfill(iv, 2000, 0, 0)),
+            (vec![2000, 5000, 9000], true)
+        );
+        assert_eq!(
+            opens(&c.backfill(iv, 2500, 0, 0)),
+            (vec![2000, 5000, 9000], true)
+        );
         assert_eq!(opens(&c.backfill(iv, 3000, 0, 0)), (vec![5000, 9000], true));
         assert_eq!(opens(&c.backfill(iv, 9999, 0, 0)), (vec![9000], true));
         assert_eq!(opens(&c.backfill(iv, 10_000, 0, 0)), (vec![], true));
         assert_eq!(opens(&c.recent(iv, 2, 0, 0)), (vec![5000, 9000], true));
-        assert_eq!(opens(&c.recent(iv, 3, 0, 0)), (vec![2000, 5000, 9000], true));
-        assert_eq!(opens(&c.recent(iv, 4, 0, 0)), (vec![2000, 5000, 9000], false));
+        assert_eq!(
+            opens(&c.recent(iv, 3, 0, 0)),
+            (vec![2000, 5000, 9000], true)
+        );
+        assert_eq!(
+            opens(&c.recent(iv, 4, 0, 0)),
+            (vec![2000, 5000, 9000], false)
+        );
         let empty = Candles::new([3, 3, 3, 3]);
         assert_eq!(opens(&empty.recent(iv, 4, 0, 0)), (vec![], true));
     }

@@ -123,7 +123,9 @@ impl<F: Frame> Core<F> {
             capacity[i] = usize::try_from(*cap).unwrap_or(usize::MAX);
         }
         if !(cfg.high_freq_per_s.is_finite() && cfg.high_freq_per_s > 0.0) {
-            return Err(Error::invalid("high_freq_per_s must be a finite number > 0"));
+            return Err(Error::invalid(
+                "high_freq_per_s must be a finite number > 0",
+            ));
         }
         if cfg.max_queue_frames < 1 || cfg.max_queue_bytes < 1 {
             return Err(Error::invalid("queue limits must be >= 1"));
@@ -156,7 +158,10 @@ impl<F: Frame> Core<F> {
             max_symbols: to_usize(cfg.max_symbols_per_connection),
             universe,
             syms,
-            out: Outbound::new(to_usize(cfg.max_queue_frames), to_usize(cfg.max_queue_bytes)),
+            out: Outbound::new(
+                to_usize(cfg.max_queue_frames),
+                to_usize(cfg.max_queue_bytes),
+            ),
             windows: BTreeSet::new(),
             alerts: AlertBook::default(),
             fired: Vec::new(),

@@ -13,7 +13,10 @@ pub enum Error {
     /// `TooManySymbols`: the per-connection limit.
     TooManySymbols(usize),
     /// `TickRejected`: `(index, message)` for every invalid item, and the item count.
-    TickRejected { total: usize, errors: Vec<(usize, String)> },
+    TickRejected {
+        total: usize,
+        errors: Vec<(usize, String)>,
+    },
 }
 
 impl Error {

@@ -206,7 +206,9 @@ impl<F: Frame> Core<F> {
         let sub = Sub { mode, interval_ms };
         let mut snapshots = Vec::new();
         for &sym in &known {
-            let Some(c) = self.out.get_mut(conn) else { break };
+            let Some(c) = self.out.get_mut(conn) else {
+                break;
+            };
             let old = c.subs.insert(sym, sub);
             let latest = self.syms[sym].seq;
             let mut conflate_pos = latest;
@@ -216,10 +218,8 @@ impl<F: Frame> Core<F> {
                     if let Some(m) = member {
                         match old.mode {
                             Mode::Conflate => conflate_pos = m.pos,
-                            _ if !m.auto || self.syms[sym].hf => {
-                                if m.pos <= latest {
-                                    self.queue_batch(id, sym, m.pos, latest);
-                                }
+                            _ if (!m.auto || self.syms[sym].hf) && m.pos <= latest => {
+                                self.queue_batch(id, sym, m.pos, latest);
                             }
                             _ => {}
                         }
@@ -242,7 +242,10 @@ impl<F: Frame> Core<F> {
 
     /// Drop subscriptions; returns the symbol indexes that were subscribed, in request order.
     pub fn unsubscribe(&mut self, conn: i64, symbols: &[&str]) -> Result<Vec<usize>> {
-        let c = self.out.get_mut(conn).ok_or(Error::UnknownConnection(conn))?;
+        let c = self
+            .out
+            .get_mut(conn)
+            .ok_or(Error::UnknownConnection(conn))?;
         let mut removed = Vec::new();
         for &name in symbols {
             if let Some(sym) = self.universe.find(name) {
@@ -261,7 +264,10 @@ impl<F: Frame> Core<F> {
     /// `(symbol index, mode, interval_ms)` in universe order.
     pub fn subscriptions(&self, conn: i64) -> Result<Vec<(usize, Mode, u32)>> {
         let c = self.out.get(conn).ok_or(Error::UnknownConnection(conn))?;
-        Ok(c.subs.iter().map(|(&sym, s)| (sym, s.mode, s.interval_ms)).collect())
+        Ok(c.subs
+            .iter()
+            .map(|(&sym, s)| (sym, s.mode, s.interval_ms))
+            .collect())
     }
 
     /// Queue a control frame under the same limits; false if it was dropped.
@@ -274,20 +280,26 @@ impl<F: Frame> Core<F> {
 
     /// Remove and return up to `max_frames` frames, oldest first; unknown ids give none.
     pub fn drain(&mut self, conn: i64, max_frames: i64) -> Vec<F> {
-        self.out.drain(conn, usize::try_from(max_frames).unwrap_or(0))
+        self.out
+            .drain(conn, usize::try_from(max_frames).unwrap_or(0))
     }
 
     /// Remove up to `max_frames` frames, oldest first, as an exact-size iterator (lets the
     /// binding build its result list without an intermediate Vec). Unknown ids give none.
-    pub fn drain_frames(&mut self, conn: i64, max_frames: i64) -> std::collections::vec_deque::Drain<'_, F> {
-        self.out.drain_frames(conn, usize::try_from(max_frames).unwrap_or(0))
+    pub fn drain_frames(
+        &mut self,
+        conn: i64,
+        max_frames: i64,
+    ) -> std::collections::vec_deque::Drain<'_, F> {
+        self.out
+            .drain_frames(conn, usize::try_from(max_frames).unwrap_or(0))
     }
 
     /// Number of frames `drain` would return (lets the binding skip empty queues cheaply).
     pub fn drain_len(&self, conn: i64, max_frames: i64) -> usize {
-        self.out
-            .get(conn)
-            .map_or(0, |c| usize::try_from(max_frames).unwrap_or(0).min(c.frames.len()))
+        self.out.get(conn).map_or(0, |c| {
+            usize::try_from(max_frames).unwrap_or(0).min(c.frames.len())
+        })
     }
 
     /// `(frames, bytes)` queued.
@@ -328,7 +340,13 @@ impl<F: Frame> Core<F> {
     }
 
     fn close_batch_window(&mut self, sym: usize, interval: u32) {
-        let Core { syms, out, buf, batch_cache, .. } = self;
+        let Core {
+            syms,
+            out,
+            buf,
+            batch_cache,
+            ..
+        } = self;
         let s = &mut syms[sym];
         let Some(g) = s.fan.batch.iter_mut().find(|g| g.interval_ms == interval) else {
             return;
@@ -339,8 +357,7 @@ impl<F: Frame> Core<F> {
             if (m.auto && !hf) || m.pos > latest {
                 continue;
             }
-            let frame =
-                batch_cache.get(buf, sym, &s.name, s.pd, s.sd, &s.history, m.pos, latest);
+            let frame = batch_cache.get(buf, sym, &s.name, s.pd, s.sd, &s.history, m.pos, latest);
             if let Some(f) = frame {
                 out.push(m.conn, &f);
             }
@@ -350,9 +367,20 @@ impl<F: Frame> Core<F> {
     }
 
     fn close_conflate_window(&mut self, sym: usize, interval: u32, now_ms: i64) {
-        let Core { syms, out, buf, windows, .. } = self;
+        let Core {
+            syms,
+            out,
+            buf,
+            windows,
+            ..
+        } = self;
         let s = &mut syms[sym];
-        let Some(g) = s.fan.conflate.iter_mut().find(|g| g.interval_ms == interval) else {
+        let Some(g) = s
+            .fan
+            .conflate
+            .iter_mut()
+            .find(|g| g.interval_ms == interval)
+        else {
             return;
         };
         g.deadline = None;
@@ -377,8 +405,16 @@ impl<F: Frame> Core<F> {
     /// Queue ticks `start ..= end` of `sym` to `conn` as one batch frame.
     pub(crate) fn queue_batch(&mut self, conn: u64, sym: usize, start: u64, end: u64) {
         let s = &self.syms[sym];
-        let frame =
-            self.batch_cache.get(&mut self.buf, sym, &s.name, s.pd, s.sd, &s.history, start, end);
+        let frame = self.batch_cache.get(
+            &mut self.buf,
+            sym,
+            &s.name,
+            s.pd,
+            s.sd,
+            &s.history,
+            start,
+            end,
+        );
         if let Some(f) = frame {
             self.out.push(conn, &f);
         }
@@ -396,13 +432,34 @@ impl<F: Frame> Core<F> {
             }
             Mode::Auto => {
                 insert_sorted(&mut s.fan.auto_conns, conn);
-                (&mut s.fan.batch, Member { conn, auto: true, pos: next })
+                (
+                    &mut s.fan.batch,
+                    Member {
+                        conn,
+                        auto: true,
+                        pos: next,
+                    },
+                )
             }
             Mode::Batch => {
                 s.fan.n_batch += 1;
-                (&mut s.fan.batch, Member { conn, auto: false, pos: next })
+                (
+                    &mut s.fan.batch,
+                    Member {
+                        conn,
+                        auto: false,
+                        pos: next,
+                    },
+                )
             }
-            Mode::Conflate => (&mut s.fan.conflate, Member { conn, auto: false, pos: conflate_pos }),
+            Mode::Conflate => (
+                &mut s.fan.conflate,
+                Member {
+                    conn,
+                    auto: false,
+                    pos: conflate_pos,
+                },
+            ),
         };
         let gi = match groups.iter().position(|g| g.interval_ms == sub.interval_ms) {
             Some(i) => i,
@@ -449,7 +506,9 @@ impl<F: Frame> Core<F> {
             }
             Mode::Conflate => (&mut s.fan.conflate, CONFLATE),
         };
-        let gi = groups.iter().position(|g| g.interval_ms == sub.interval_ms)?;
+        let gi = groups
+            .iter()
+            .position(|g| g.interval_ms == sub.interval_ms)?;
         let g = &mut groups[gi];
         let i = g.members.binary_search_by_key(&conn, |m| m.conn).ok()?;
         let m = g.members.remove(i);
@@ -458,7 +517,11 @@ impl<F: Frame> Core<F> {
         } else if sub.mode == Mode::Batch {
             g.n_batch -= 1;
         }
-        let active = if kind == BATCH { g.batching(s.hf) } else { !g.members.is_empty() };
+        let active = if kind == BATCH {
+            g.batching(s.hf)
+        } else {
+            !g.members.is_empty()
+        };
         if !active {
             if let Some(d) = g.deadline.take() {
                 self.windows.remove(&(d, sym, kind, g.interval_ms));

@@ -143,7 +143,16 @@ mod tests {
     #[test]
     fn market_data_frame_is_byte_exact() {
         let mut buf = Vec::new();
-        encode_market_data(&mut buf, "BTC/USD", 1042, 1731283200123, 4312537, 2, 1500000, 8);
+        encode_market_data(
+            &mut buf,
+            "BTC/USD",
+            1042,
+            1731283200123,
+            4312537,
+            2,
+            1500000,
+            8,
+        );
         assert_eq!(
             ascii(&buf),
             r#"{"type":"market_data","symbol":"BTC/USD","seq":1042,"ts":1731283200123,"price":43125.37,"size":0.015}"#

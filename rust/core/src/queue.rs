@@ -126,7 +126,11 @@ impl<F: Frame> Outbound<F> {
     }
 
     /// Remove up to `max` frames, oldest first, as a draining iterator.
-    pub fn drain_frames(&mut self, id: i64, max: usize) -> std::collections::vec_deque::Drain<'_, F> {
+    pub fn drain_frames(
+        &mut self,
+        id: i64,
+        max: usize,
+    ) -> std::collections::vec_deque::Drain<'_, F> {
         let i = self.slot(id).filter(|&i| self.conns[i].is_some());
         let Some(conn) = i.and_then(|i| self.conns[i].as_deref_mut()) else {
             return self.empty.drain(..);

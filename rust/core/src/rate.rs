@@ -23,7 +23,11 @@ impl Rate {
             Some((_, n)) => *n += 1,
             None => self.buckets.push_back((b, 1)),
         }
-        self.buckets.iter().filter(|(k, _)| *k <= b).map(|&(_, n)| n as u64).sum()
+        self.buckets
+            .iter()
+            .filter(|(k, _)| *k <= b)
+            .map(|&(_, n)| n as u64)
+            .sum()
     }
 }
 

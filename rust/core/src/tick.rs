@@ -83,7 +83,9 @@ enum Units {
 /// `float(units) / POW10[d] == v`. A product that overflows to infinity has no units: it
 /// fails the decimals check, as `round(inf)` cannot be an int in Python.
 fn to_units(v: Num, d: u32) -> Units {
-    let Num::Float(v) = v else { return Units::TooManyDecimals };
+    let Num::Float(v) = v else {
+        return Units::TooManyDecimals;
+    };
     let p = POW10[d as usize];
     let r = (v * p).round_ties_even();
     if !r.is_finite() {
@@ -114,7 +116,11 @@ fn non_negative(v: Num) -> bool {
 }
 
 impl<F: Frame> Core<F> {
-    fn check(&self, item: &TickItem<'_>, prev_ts: &HashMap<usize, u64>) -> std::result::Result<Valid, String> {
+    fn check(
+        &self,
+        item: &TickItem<'_>,
+        prev_ts: &HashMap<usize, u64>,
+    ) -> std::result::Result<Valid, String> {
         let TickItem::Tick(t) = item else {
             return Err("tick must be [symbol, price, size, ts]".into());
         };
@@ -140,14 +146,25 @@ impl<F: Frame> Core<F> {
         if matches!(size, Units::TooManyDecimals) {
             return Err(format!("size has more than {} decimals", s.sd));
         }
-        let Units::Ok(price) = price else { return Err("price out of range".into()) };
-        let Units::Ok(size) = size else { return Err("size out of range".into()) };
+        let Units::Ok(price) = price else {
+            return Err("price out of range".into());
+        };
+        let Units::Ok(size) = size else {
+            return Err("size out of range".into());
+        };
         if let Some(prev) = prev_ts.get(&sym).copied().or(s.last_ts) {
             if ts < prev {
-                return Err(format!("ts {ts} is earlier than the previous tick's ts {prev}"));
+                return Err(format!(
+                    "ts {ts} is earlier than the previous tick's ts {prev}"
+                ));
             }
         }
-        Ok(Valid { sym, ts, price, size })
+        Ok(Valid {
+            sym,
+            ts,
+            price,
+            size,
+        })
     }
 
     /// Validate and apply ticks, all or nothing; returns how many were applied.
@@ -165,7 +182,10 @@ impl<F: Frame> Core<F> {
             }
         }
         if !errors.is_empty() {
-            return Err(Error::TickRejected { total: items.len(), errors });
+            return Err(Error::TickRejected {
+                total: items.len(),
+                errors,
+            });
         }
         for v in &valid {
             self.apply(*v, now_ms);
@@ -189,7 +209,13 @@ impl<F: Frame> Core<F> {
         if stopped_hf {
             self.end_high_frequency(t.sym, seq - 1);
         }
-        let Core { syms, out, buf, windows, .. } = self;
+        let Core {
+            syms,
+            out,
+            buf,
+            windows,
+            ..
+        } = self;
         let s = &mut syms[t.sym];
         if became_hf {
             s.hf = true;
@@ -198,7 +224,13 @@ impl<F: Frame> Core<F> {
         if s.fan.needs_history(hf) {
             s.history.push(seq, t.ts, t.price, t.size);
         }
-        s.latest = Some(LatestTick { seq, ts: t.ts, price: t.price, size: t.size, frame: None });
+        s.latest = Some(LatestTick {
+            seq,
+            ts: t.ts,
+            price: t.price,
+            size: t.size,
+            frame: None,
+        });
 
         let to_auto = !hf && !s.fan.auto_conns.is_empty();
         let conflate_idle = s.fan.conflate.iter().any(|g| g.deadline.is_none());
@@ -241,7 +273,13 @@ impl<F: Frame> Core<F> {
         let mut ids = Vec::new();
         self.alerts.check(&mut s.alerts, price, &mut ids);
         for alert_id in ids {
-            self.fired.push(Fired { alert_id, symbol: t.sym, seq, ts: t.ts, price });
+            self.fired.push(Fired {
+                alert_id,
+                symbol: t.sym,
+                seq,
+                ts: t.ts,
+                price,
+            });
         }
         self.ticks_in += 1;
     }
@@ -250,7 +288,14 @@ impl<F: Frame> Core<F> {
     /// pending range up to `last` before that tick's own frame goes out.
     fn end_high_frequency(&mut self, sym: usize, last: u64) {
         self.syms[sym].hf = false;
-        let Core { syms, out, buf, batch_cache, windows, .. } = self;
+        let Core {
+            syms,
+            out,
+            buf,
+            batch_cache,
+            windows,
+            ..
+        } = self;
         let s = &mut syms[sym];
         for g in &mut s.fan.batch {
             if !g.batching(false) {
@@ -294,13 +339,23 @@ impl<F: Frame> Core<F> {
         Ok((sym, iv))
     }
 
-    pub fn backfill(&self, symbol: &str, interval: &str, since_ms: i64) -> Result<(Vec<Candle>, bool)> {
+    pub fn backfill(
+        &self,
+        symbol: &str,
+        interval: &str,
+        since_ms: i64,
+    ) -> Result<(Vec<Candle>, bool)> {
         let (sym, iv) = self.candle_args(symbol, interval)?;
         let s = &self.syms[sym];
         Ok(s.candles.backfill(iv, since_ms, s.pd, s.sd))
     }
 
-    pub fn recent_candles(&self, symbol: &str, interval: &str, limit: i64) -> Result<(Vec<Candle>, bool)> {
+    pub fn recent_candles(
+        &self,
+        symbol: &str,
+        interval: &str,
+        limit: i64,
+    ) -> Result<(Vec<Candle>, bool)> {
         let (sym, iv) = self.candle_args(symbol, interval)?;
         if limit < 1 {
             return Err(Error::invalid("limit must be >= 1"));
@@ -311,7 +366,13 @@ impl<F: Frame> Core<F> {
     }
 
     /// Arm a price alert (spec order of checks: symbol, direction, level, id).
-    pub fn add_alert(&mut self, alert_id: i64, symbol: &str, direction: &str, level: Option<f64>) -> Result<()> {
+    pub fn add_alert(
+        &mut self,
+        alert_id: i64,
+        symbol: &str,
+        direction: &str,
+        level: Option<f64>,
+    ) -> Result<()> {
         let sym = self.universe.lookup(symbol)?;
         let above = match direction {
             "above" => true,
@@ -325,7 +386,8 @@ impl<F: Frame> Core<F> {
         if self.alerts.contains(alert_id) {
             return Err(Error::invalid(format!("alert {alert_id} already exists")));
         }
-        self.alerts.add(&mut self.syms[sym].alerts, sym, alert_id, above, level);
+        self.alerts
+            .add(&mut self.syms[sym].alerts, sym, alert_id, above, level);
         Ok(())
     }
 

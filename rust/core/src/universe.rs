@@ -9,6 +9,9 @@ use crate::MAX_DECIMALS;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SymbolSpec {
     pub name: String,
+    /// False when the caller's name was not a string (`name` is then its text, and the
+    /// symbol is rejected as an invalid name).
+    pub name_is_str: bool,
     pub price_decimals: i64,
     pub size_decimals: i64,
 }
@@ -36,7 +39,7 @@ impl Universe {
         }
         let mut index = HashMap::with_capacity(specs.len());
         for (i, s) in specs.iter().enumerate() {
-            if !valid_name(&s.name) {
+            if !s.name_is_str || !valid_name(&s.name) {
                 return Err(Error::invalid(format!("invalid symbol name '{}'", s.name)));
             }
             if index.insert(Box::from(s.name.as_str()), i).is_some() {
@@ -59,7 +62,8 @@ impl Universe {
     }
 
     pub fn lookup(&self, name: &str) -> Result<usize> {
-        self.find(name).ok_or_else(|| Error::UnknownSymbol(name.to_owned()))
+        self.find(name)
+            .ok_or_else(|| Error::UnknownSymbol(name.to_owned()))
     }
 }
 
@@ -68,7 +72,12 @@ mod tests {
     use super::*;
 
     fn spec(name: &str, p: i64, s: i64) -> SymbolSpec {
-        SymbolSpec { name: name.into(), price_decimals: p, size_decimals: s }
+        SymbolSpec {
+            name: name.into(),
+            name_is_str: true,
+            price_decimals: p,
+            size_decimals: s,
+        }
     }
 
     #[test]
@@ -77,10 +86,19 @@ mod tests {
         assert!(!valid_name("BTC USD") && !valid_name("\"") && !valid_name(&"A".repeat(33)));
         let msg = |v: Vec<SymbolSpec>| Universe::new(v).unwrap_err().message();
         assert_eq!(msg(vec![]), "symbol universe is empty");
-        assert_eq!(msg(vec![spec("A", 2, 2), spec("A", 2, 2)]), "duplicate symbol 'A'");
+        assert_eq!(
+            msg(vec![spec("A", 2, 2), spec("A", 2, 2)]),
+            "duplicate symbol 'A'"
+        );
         assert_eq!(msg(vec![spec("a b", 2, 2)]), "invalid symbol name 'a b'");
-        assert_eq!(msg(vec![spec("A", 13, 2)]), "decimals of 'A' must be between 0 and 12");
-        assert_eq!(msg(vec![spec("A", 2, -1)]), "decimals of 'A' must be between 0 and 12");
+        assert_eq!(
+            msg(vec![spec("A", 13, 2)]),
+            "decimals of 'A' must be between 0 and 12"
+        );
+        assert_eq!(
+            msg(vec![spec("A", 2, -1)]),
+            "decimals of 'A' must be between 0 and 12"
+        );
         let u = Universe::new(vec![spec("A", 0, 12), spec("B", 2, 8)]).unwrap();
         assert_eq!(u.find("B"), Some(1));
         assert_eq!(u.lookup("C").unwrap_err().message(), "unknown symbol 'C'");

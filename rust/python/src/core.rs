@@ -2,8 +2,8 @@
 //! arguments (per-item for ticks, so wrong types get the spec's messages, not TypeError) and
 //! results; all behaviour lives in the core crate.
 
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::exceptions::PyTypeError;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use tickfan_core::{Candle, Config, Core, Num, RawTick, SymbolSpec, TickItem, Ts};
 
@@ -54,11 +54,21 @@ fn timestamp(obj: &Bound<'_, PyAny>) -> Ts {
 fn fields<'py>(item: &Bound<'py, PyAny>) -> PyResult<Option<[Bound<'py, PyAny>; 4]>> {
     if let Ok(t) = item.cast::<PyTuple>() {
         if t.len() == 4 {
-            return Ok(Some([t.get_item(0)?, t.get_item(1)?, t.get_item(2)?, t.get_item(3)?]));
+            return Ok(Some([
+                t.get_item(0)?,
+                t.get_item(1)?,
+                t.get_item(2)?,
+                t.get_item(3)?,
+            ]));
         }
     } else if let Ok(l) = item.cast::<PyList>() {
         if l.len() == 4 {
-            return Ok(Some([l.get_item(0)?, l.get_item(1)?, l.get_item(2)?, l.get_item(3)?]));
+            return Ok(Some([
+                l.get_item(0)?,
+                l.get_item(1)?,
+                l.get_item(2)?,
+                l.get_item(3)?,
+            ]));
         }
     }
     Ok(None)
@@ -76,7 +86,8 @@ struct Parsed<'py> {
 fn candles(py: Python<'_>, (bars, complete): (Vec<Candle>, bool)) -> PyResult<Bound<'_, PyTuple>> {
     let list = PyList::new(
         py,
-        bars.iter().map(|c| (c.open_ms, c.open, c.high, c.low, c.close, c.volume)),
+        bars.iter()
+            .map(|c| (c.open_ms, c.open, c.high, c.low, c.close, c.volume)),
     )?;
     (list, complete).into_pyobject(py)
 }
@@ -117,10 +128,30 @@ impl PyCore {
     ) -> PyResult<Self> {
         let mut specs = Vec::new();
         for item in symbols.try_iter()? {
-            let (name, pd, sd): (String, Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
-            // A decimals value that is not an int gets the core's decimals message.
-            let decimals = |d: &Bound<'_, PyAny>| d.extract::<i64>().unwrap_or(-1);
-            specs.push(SymbolSpec { name, price_decimals: decimals(&pd), size_decimals: decimals(&sd) });
+            // Any 3-item iterable, like Python's `name, pd, sd = item`.
+            let fields = item?.try_iter()?.collect::<PyResult<Vec<_>>>()?;
+            let [name, pd, sd] = <[Bound<'_, PyAny>; 3]>::try_from(fields).map_err(|f| {
+                PyValueError::new_err(format!("expected 3 values to unpack, got {}", f.len()))
+            })?;
+            // A name that is not a str, or decimals that are not an int (bool counts as
+            // int, as in Python), get the core's messages in the core's order.
+            let (name, name_is_str) = match name.cast::<PyString>() {
+                Ok(s) => (s.to_str()?.to_owned(), true),
+                Err(_) => (name.str()?.to_str()?.to_owned(), false),
+            };
+            let decimals = |d: &Bound<'_, PyAny>| {
+                if d.is_instance_of::<PyInt>() {
+                    d.extract::<i64>().unwrap_or(-1)
+                } else {
+                    -1
+                }
+            };
+            specs.push(SymbolSpec {
+                name,
+                name_is_str,
+                price_decimals: decimals(&pd),
+                size_decimals: decimals(&sd),
+            });
         }
         let mut overrides = Vec::new();
         if let Some(mapping) = candle_capacity {
@@ -141,7 +172,9 @@ impl PyCore {
             max_queue_bytes,
             max_symbols_per_connection,
         };
-        Ok(PyCore { inner: Core::new(specs, cfg).py_err(py)? })
+        Ok(PyCore {
+            inner: Core::new(specs, cfg).py_err(py)?,
+        })
     }
 
     fn symbols(&self) -> Vec<(String, i64, i64)> {
@@ -154,7 +187,9 @@ impl PyCore {
 
     fn ingest(&mut self, py: Python<'_>, ticks: &Bound<'_, PyAny>, now_ms: i64) -> PyResult<usize> {
         if ticks.is_instance_of::<PyString>() || ticks.is_instance_of::<PyBytes>() {
-            return Err(PyTypeError::new_err("ticks must be a sequence of [symbol, price, size, ts]"));
+            return Err(PyTypeError::new_err(
+                "ticks must be a sequence of [symbol, price, size, ts]",
+            ));
         }
         let mut parsed: Vec<Option<Parsed<'_>>> = Vec::new();
         for item in ticks.try_iter()? {
@@ -166,7 +201,13 @@ impl PyCore {
                         Ok(_) => None,
                         Err(_) => Some(symbol.str()?.to_string()),
                     };
-                    Some(Parsed { price: number(&price), size: number(&size), ts: timestamp(&ts), symbol, text })
+                    Some(Parsed {
+                        price: number(&price),
+                        size: number(&size),
+                        ts: timestamp(&ts),
+                        symbol,
+                        text,
+                    })
                 }
             });
         }
@@ -192,7 +233,11 @@ impl PyCore {
         self.inner.ingest(&items, now_ms).py_err(py)
     }
 
-    fn latest(&self, py: Python<'_>, symbol: &Bound<'_, PyAny>) -> PyResult<Option<(u64, u64, f64, f64)>> {
+    fn latest(
+        &self,
+        py: Python<'_>,
+        symbol: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<(u64, u64, f64, f64)>> {
         let latest = self.inner.latest(&text(symbol)?).py_err(py)?;
         Ok(latest.map(|t| (t.seq, t.ts, t.price, t.size)))
     }
@@ -221,7 +266,10 @@ impl PyCore {
         now_ms: i64,
     ) -> PyResult<(Vec<String>, Vec<String>, Bound<'py, PyList>)> {
         let objs = strs(symbols)?;
-        let names = objs.iter().map(|s| s.to_str()).collect::<PyResult<Vec<&str>>>()?;
+        let names = objs
+            .iter()
+            .map(|s| s.to_str())
+            .collect::<PyResult<Vec<&str>>>()?;
         // A non-int or out-of-range interval must give the spec's InvalidArgument, so map it
         // to a value the core rejects (only when the mode uses an interval).
         let interval = match interval_ms {
@@ -229,21 +277,41 @@ impl PyCore {
             Some(v) if v.is_instance_of::<PyBool>() => Some(i64::MIN),
             Some(v) => Some(v.extract::<i64>().unwrap_or(i64::MIN)),
         };
-        let (known, unknown, snapshots) =
-            self.inner.subscribe(conn_id, &names, mode, interval, now_ms).py_err(py)?;
-        let known = known.into_iter().map(|i| self.inner.symbol_name(i).to_owned()).collect();
+        let (known, unknown, snapshots) = self
+            .inner
+            .subscribe(conn_id, &names, mode, interval, now_ms)
+            .py_err(py)?;
+        let known = known
+            .into_iter()
+            .map(|i| self.inner.symbol_name(i).to_owned())
+            .collect();
         let snapshots = PyList::new(py, snapshots.into_iter().map(|f| f.obj))?;
         Ok((known, unknown, snapshots))
     }
 
-    fn unsubscribe(&mut self, py: Python<'_>, conn_id: i64, symbols: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    fn unsubscribe(
+        &mut self,
+        py: Python<'_>,
+        conn_id: i64,
+        symbols: &Bound<'_, PyAny>,
+    ) -> PyResult<Vec<String>> {
         let objs = strs(symbols)?;
-        let names = objs.iter().map(|s| s.to_str()).collect::<PyResult<Vec<&str>>>()?;
+        let names = objs
+            .iter()
+            .map(|s| s.to_str())
+            .collect::<PyResult<Vec<&str>>>()?;
         let removed = self.inner.unsubscribe(conn_id, &names).py_err(py)?;
-        Ok(removed.into_iter().map(|i| self.inner.symbol_name(i).to_owned()).collect())
+        Ok(removed
+            .into_iter()
+            .map(|i| self.inner.symbol_name(i).to_owned())
+            .collect())
     }
 
-    fn subscriptions(&self, py: Python<'_>, conn_id: i64) -> PyResult<Vec<(String, &'static str, u32)>> {
+    fn subscriptions(
+        &self,
+        py: Python<'_>,
+        conn_id: i64,
+    ) -> PyResult<Vec<(String, &'static str, u32)>> {
         let subs = self.inner.subscriptions(conn_id).py_err(py)?;
         Ok(subs
             .into_iter()
@@ -253,18 +321,34 @@ impl PyCore {
 
     fn push(&mut self, py: Python<'_>, conn_id: i64, frame: Bound<'_, PyString>) -> PyResult<bool> {
         let len = frame.len()?;
-        self.inner.push(conn_id, PyFrame { obj: frame.unbind(), len }).py_err(py)
+        self.inner
+            .push(
+                conn_id,
+                PyFrame {
+                    obj: frame.unbind(),
+                    len,
+                },
+            )
+            .py_err(py)
     }
 
     #[pyo3(signature = (conn_id, max_frames=1024))]
-    fn drain<'py>(&mut self, py: Python<'py>, conn_id: i64, max_frames: i64) -> PyResult<Bound<'py, PyList>> {
+    fn drain<'py>(
+        &mut self,
+        py: Python<'py>,
+        conn_id: i64,
+        max_frames: i64,
+    ) -> PyResult<Bound<'py, PyList>> {
         // Most calls find an empty queue (a writer woken for one frame drains again): answer
         // those without building anything.
         let n = self.inner.drain_len(conn_id, max_frames);
         if n == 0 {
             return Ok(PyList::empty(py));
         }
-        PyList::new(py, self.inner.drain_frames(conn_id, max_frames).map(|f| f.obj))
+        PyList::new(
+            py,
+            self.inner.drain_frames(conn_id, max_frames).map(|f| f.obj),
+        )
     }
 
     fn queued(&self, py: Python<'_>, conn_id: i64) -> PyResult<(usize, usize)> {
@@ -300,21 +384,57 @@ impl PyCore {
         Ok(d)
     }
 
-    fn backfill<'py>(&self, py: Python<'py>, symbol: &Bound<'py, PyAny>, interval: &Bound<'py, PyAny>, since_ms: i64) -> PyResult<Bound<'py, PyTuple>> {
-        candles(py, self.inner.backfill(&text(symbol)?, &text(interval)?, since_ms).py_err(py)?)
+    fn backfill<'py>(
+        &self,
+        py: Python<'py>,
+        symbol: &Bound<'py, PyAny>,
+        interval: &Bound<'py, PyAny>,
+        since_ms: i64,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        candles(
+            py,
+            self.inner
+                .backfill(&text(symbol)?, &text(interval)?, since_ms)
+                .py_err(py)?,
+        )
     }
 
-    fn recent_candles<'py>(&self, py: Python<'py>, symbol: &Bound<'py, PyAny>, interval: &Bound<'py, PyAny>, limit: i64) -> PyResult<Bound<'py, PyTuple>> {
-        candles(py, self.inner.recent_candles(&text(symbol)?, &text(interval)?, limit).py_err(py)?)
+    fn recent_candles<'py>(
+        &self,
+        py: Python<'py>,
+        symbol: &Bound<'py, PyAny>,
+        interval: &Bound<'py, PyAny>,
+        limit: i64,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        candles(
+            py,
+            self.inner
+                .recent_candles(&text(symbol)?, &text(interval)?, limit)
+                .py_err(py)?,
+        )
     }
 
-    fn add_alert(&mut self, py: Python<'_>, alert_id: i64, symbol: &Bound<'_, PyAny>, direction: &Bound<'_, PyAny>, level: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn add_alert(
+        &mut self,
+        py: Python<'_>,
+        alert_id: i64,
+        symbol: &Bound<'_, PyAny>,
+        direction: &Bound<'_, PyAny>,
+        level: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         let level = match number(level) {
             Num::Float(v) => Some(v),
             Num::Other => None,
         };
-        let direction = direction.cast::<PyString>().ok().map(|d| d.to_str()).transpose()?.unwrap_or("");
-        self.inner.add_alert(alert_id, &text(symbol)?, direction, level).py_err(py)
+        let direction = direction
+            .cast::<PyString>()
+            .ok()
+            .map(|d| d.to_str())
+            .transpose()?
+            .unwrap_or("");
+        self.inner
+            .add_alert(alert_id, &text(symbol)?, direction, level)
+            .py_err(py)
     }
 
     fn remove_alert(&mut self, alert_id: i64) -> bool {
@@ -325,7 +445,15 @@ impl PyCore {
         let fired = self.inner.take_fired();
         fired
             .into_iter()
-            .map(|f| (f.alert_id, self.inner.symbol_name(f.symbol).to_owned(), f.seq, f.ts, f.price))
+            .map(|f| {
+                (
+                    f.alert_id,
+                    self.inner.symbol_name(f.symbol).to_owned(),
+                    f.seq,
+                    f.ts,
+                    f.price,
+                )
+            })
             .collect()
     }
 }

@@ -15,7 +15,10 @@ fn format_units(py: Python<'_>, units: i64, decimals: i64) -> PyResult<String> {
     if !(0..=tickfan_core::MAX_DECIMALS as i64).contains(&decimals) {
         return Err(error::invalid(
             py,
-            format!("decimals must be between 0 and {}", tickfan_core::MAX_DECIMALS),
+            format!(
+                "decimals must be between 0 and {}",
+                tickfan_core::MAX_DECIMALS
+            ),
         ));
     }
     Ok(tickfan_core::format_units_signed(units, decimals as u32))
