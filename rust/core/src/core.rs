@@ -102,6 +102,8 @@ pub struct Core<F: Frame> {
     pub(crate) fired: Vec<Fired>,
     pub(crate) ticks_in: u64,
     pub(crate) subscriptions: usize,
+    /// Per symbol: ts of the latest valid item of the `ingest` being validated.
+    pub(crate) pending_ts: Vec<Option<u64>>,
     /// Reused encoder buffer.
     pub(crate) buf: Vec<u8>,
     pub(crate) batch_cache: BatchCache<F>,
@@ -133,7 +135,7 @@ impl<F: Frame> Core<F> {
         if cfg.max_symbols_per_connection < 1 {
             return Err(Error::invalid("max_symbols_per_connection must be >= 1"));
         }
-        let syms = universe
+        let syms: Vec<SymbolState<F>> = universe
             .specs
             .iter()
             .map(|s| SymbolState {
@@ -156,6 +158,7 @@ impl<F: Frame> Core<F> {
         Ok(Core {
             high_freq_per_s: cfg.high_freq_per_s,
             max_symbols: to_usize(cfg.max_symbols_per_connection),
+            pending_ts: vec![None; syms.len()],
             universe,
             syms,
             out: Outbound::new(

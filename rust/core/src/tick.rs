@@ -1,8 +1,6 @@
 //! Tick validation (all or nothing, spec messages) and application: seq, candles, latest,
 //! rate and the auto switch, fan-out of `market_data`, window opening and alerts.
 
-use std::collections::HashMap;
-
 use crate::candles::Interval;
 use crate::core::{latest_frame, Core, LatestTick};
 use crate::error::{unknown_symbol_message, Error, Result};
@@ -116,11 +114,7 @@ fn non_negative(v: Num) -> bool {
 }
 
 impl<F: Frame> Core<F> {
-    fn check(
-        &self,
-        item: &TickItem<'_>,
-        prev_ts: &HashMap<usize, u64>,
-    ) -> std::result::Result<Valid, String> {
+    fn check(&self, item: &TickItem<'_>) -> std::result::Result<Valid, String> {
         let TickItem::Tick(t) = item else {
             return Err("tick must be [symbol, price, size, ts]".into());
         };
@@ -152,7 +146,7 @@ impl<F: Frame> Core<F> {
         let Units::Ok(size) = size else {
             return Err("size out of range".into());
         };
-        if let Some(prev) = prev_ts.get(&sym).copied().or(s.last_ts) {
+        if let Some(prev) = self.pending_ts[sym].or(s.last_ts) {
             if ts < prev {
                 return Err(format!(
                     "ts {ts} is earlier than the previous tick's ts {prev}"
@@ -171,15 +165,19 @@ impl<F: Frame> Core<F> {
     pub fn ingest(&mut self, items: &[TickItem<'_>], now_ms: i64) -> Result<usize> {
         let mut valid = Vec::with_capacity(items.len());
         let mut errors = Vec::new();
-        let mut prev_ts: HashMap<usize, u64> = HashMap::new();
+        // `pending_ts`: per symbol, the ts of this call's latest valid item so far. Reset for
+        // the touched symbols only, so a call costs nothing per universe symbol.
         for (i, item) in items.iter().enumerate() {
-            match self.check(item, &prev_ts) {
+            match self.check(item) {
                 Ok(v) => {
-                    prev_ts.insert(v.sym, v.ts);
+                    self.pending_ts[v.sym] = Some(v.ts);
                     valid.push(v);
                 }
                 Err(msg) => errors.push((i, msg)),
             }
+        }
+        for v in &valid {
+            self.pending_ts[v.sym] = None;
         }
         if !errors.is_empty() {
             return Err(Error::TickRejected {

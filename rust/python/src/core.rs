@@ -101,7 +101,13 @@ fn text(obj: &Bound<'_, PyAny>) -> PyResult<String> {
     }
 }
 
+/// A sequence of str (not a str itself), or TypeError.
 fn strs<'py>(seq: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyString>>> {
+    if seq.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err(
+            "symbols must be a sequence of str, not a str",
+        ));
+    }
     let mut out = Vec::new();
     for item in seq.try_iter()? {
         out.push(item?.cast_into::<PyString>()?);
