@@ -1,0 +1,187 @@
+"""``/ws/performance-metrics`` against a real server, both cores: measured figures, intervals."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from restartable import CORES, Client, ServerProcess, barrier, open_socket, recv, recv_until
+
+pytestmark = pytest.mark.e2e
+
+FIELDS = {
+    "type", "ts", "uptime_s", "core", "connections", "ticks_in_per_s", "messages_out_per_s",
+    "bytes_out_per_s", "fanout_latency_ms", "dropped_messages", "slow_consumers_disconnected",
+    "rss_bytes", "cpu_percent", "event_loop_lag_ms",
+}
+_ts = itertools.count(int(time.time() * 1000))
+
+
+def is_metrics(m: dict[str, Any]) -> bool:
+    return m.get("type") == "metrics"
+
+
+@pytest.fixture(scope="module", params=CORES)
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    s = ServerProcess(request.param, tmp_path_factory.mktemp(f"perf-{request.param}"))
+    s.start()
+    yield s
+    s.stop()
+
+
+def test_first_metrics_right_after_auth_with_every_field(server: ServerProcess) -> None:
+    async def scenario() -> None:
+        ws, _ = await open_socket(server, "/ws/performance-metrics", "ops")
+        m = await recv(ws, timeout_s=0.9)  # before the first 1000 ms period could elapse
+        assert set(m) >= FIELDS
+        assert m["core"] == server.core
+        assert set(m["connections"]) == {"market_data", "bot_status", "notifications", "performance_metrics"}
+        assert m["connections"]["performance_metrics"] >= 1
+        assert isinstance(m["rss_bytes"], int) and m["rss_bytes"] > 10_000_000
+        assert isinstance(m["cpu_percent"], (int, float)) and m["cpu_percent"] >= 0
+        assert m["event_loop_lag_ms"] >= 0 and m["uptime_s"] > 0
+        assert abs(m["ts"] - time.time() * 1000) < 60_000
+        assert set(m["fanout_latency_ms"]) >= {"p50", "p99"}
+        await ws.close()
+
+    asyncio.run(scenario())
+
+
+def test_rates_latency_and_connections_are_measured(server: ServerProcess) -> None:
+    """Publish at a steady rate to a tick-mode subscriber; the server's figures must match."""
+
+    async def scenario() -> None:
+        md, _ = await open_socket(server, "/ws/market-data", "trader")
+        await md.send(json.dumps({"type": "subscribe", "symbols": ["LTC/USD"], "mode": "tick"}))
+        await recv_until(md, lambda m: m.get("type") == "subscribed")
+        bots, _ = await open_socket(server, "/ws/bot-status", "trader")
+        perf, _ = await open_socket(server, "/ws/performance-metrics", "ops")
+        await recv(perf)
+        received = 0
+        stop = asyncio.Event()
+
+        async def consume() -> None:
+            nonlocal received
+            while not stop.is_set():
+                try:
+                    m = await asyncio.wait_for(md.recv(), 0.2)
+                except TimeoutError:
+                    continue
+                if json.loads(m)["type"] == "market_data":
+                    received += 1
+
+        consumer = asyncio.create_task(consume())
+        samples: list[tuple[float, dict[str, Any]]] = []
+        async with Client(server) as c:
+            # 20 ticks every 100 ms (~200/s) for ~3 s; the achieved rate is what we compare with.
+            sent = 0
+            t0 = time.monotonic()
+            next_t = t0
+            price = 71.25
+            while time.monotonic() - t0 < 3.0:
+                batch = []
+                for _ in range(20):
+                    price = round(price + 0.01, 2)
+                    batch.append({"symbol": "LTC/USD", "price": price, "size": 0.5, "ts": next(_ts)})
+                assert (await c.publish_ticks(batch)).status_code == 202
+                sent += 20
+                next_t += 0.1
+                while True:  # take metrics while waiting for the next batch
+                    try:
+                        m = await asyncio.wait_for(perf.recv(), max(0.0, next_t - time.monotonic()))
+                    except TimeoutError:
+                        break
+                    samples.append((time.monotonic() - t0, json.loads(m)))
+            achieved = sent / (time.monotonic() - t0)
+        stop.set()
+        await consumer
+        assert received > 0
+        # Messages taken after the first full second of publishing cover a window of steady traffic.
+        steady = [m for t, m in samples if t >= 1.2 and is_metrics(m)]
+        assert steady, samples
+        last = steady[-1]
+        for m in steady:
+            assert 0.5 * achieved <= m["ticks_in_per_s"] <= 1.5 * achieved, (m["ticks_in_per_s"], achieved)
+            # At least one frame out per tick in (the subscriber's market_data frames).
+            assert m["messages_out_per_s"] >= 0.5 * m["ticks_in_per_s"]
+            assert m["bytes_out_per_s"] > 50 * m["messages_out_per_s"] * 0.5
+        lat = last["fanout_latency_ms"]
+        assert lat["p50"] is not None and lat["p99"] is not None
+        assert 0 < lat["p50"] <= lat["p99"] < 60_000
+        assert last["connections"]["market_data"] >= 1
+        assert last["connections"]["bot_status"] >= 1
+        assert last["connections"]["performance_metrics"] >= 1
+        await bots.close()
+        await md.close()
+        # After the sockets close and the publishing stops, the figures follow.
+        m, _ = await recv_until(
+            perf, lambda m: is_metrics(m) and m["connections"]["bot_status"] == last["connections"]["bot_status"] - 1
+        )
+        m, _ = await recv_until(perf, lambda m: is_metrics(m) and m["ticks_in_per_s"] == 0)
+        await perf.close()
+
+    asyncio.run(scenario())
+
+
+def test_set_interval_and_ping(server: ServerProcess) -> None:
+    async def scenario() -> None:
+        ws, _ = await open_socket(server, "/ws/performance-metrics", "ops")
+        await recv(ws)
+        for bad in (249, 60_001, "fast", None):
+            await ws.send(json.dumps({"type": "set_interval", "interval_ms": bad}))
+            err, _ = await recv_until(ws, lambda m: m.get("type") == "error")
+            assert err["code"] == "invalid_message"
+        await ws.send(json.dumps({"type": "ping", "ts": 12.5}))
+        pong, _ = await recv_until(ws, lambda m: m.get("type") == "pong")
+        assert pong["ts"] == 12.5 and isinstance(pong["server_ts"], int)
+        await ws.send(json.dumps({"type": "set_interval", "interval_ms": 250}))
+        await barrier(ws)
+        stamps = [(await recv_until(ws, is_metrics))[0]["ts"] for _ in range(5)]
+        gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+        assert all(150 <= g < 900 for g in gaps), gaps  # 250 ms apart, not the 1000 ms default
+        # A long interval: after the switch, no metrics arrive before the pong of a later ping.
+        await ws.send(json.dumps({"type": "set_interval", "interval_ms": 60_000}))
+        await barrier(ws)
+        await asyncio.sleep(0.6)
+        assert await barrier(ws) == []
+        await ws.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.fixture(params=CORES)
+def tiny_queue_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProcess]:
+    s = ServerProcess(request.param, tmp_path / "data", env={"TICKFAN_MAX_QUEUE_FRAMES": "20"})
+    s.start()
+    yield s
+    s.stop()
+
+
+def test_drops_and_slow_consumer_disconnects_are_counted(tiny_queue_server: ServerProcess) -> None:
+    server = tiny_queue_server
+
+    async def scenario() -> None:
+        perf, _ = await open_socket(server, "/ws/performance-metrics", "ops")
+        first = await recv(perf)
+        assert first["dropped_messages"] == 0 and first["slow_consumers_disconnected"] == 0
+        md, _ = await open_socket(server, "/ws/market-data", "slowpoke")
+        await md.send(json.dumps({"type": "subscribe", "symbols": ["DOT/USD"], "mode": "tick"}))
+        await recv_until(md, lambda m: m.get("type") == "subscribed")
+        # One ingest queues 100 frames at once for a queue that holds 20: it overflows.
+        ticks = [{"symbol": "DOT/USD", "price": 6.5 + i / 1000, "size": 1.0, "ts": next(_ts)} for i in range(100)]
+        async with Client(server) as c:
+            assert (await c.publish_ticks(ticks)).status_code == 202
+        err, _ = await recv_until(md, lambda m: m.get("type") == "error")
+        assert err["code"] == "slow_consumer"
+        m, _ = await recv_until(perf, lambda m: is_metrics(m) and m["slow_consumers_disconnected"] == 1)
+        assert m["dropped_messages"] >= 80
+        await md.close()
+        await perf.close()
+
+    asyncio.run(scenario())
