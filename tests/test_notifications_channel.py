@@ -1,0 +1,89 @@
+"""NotificationsChannel without sockets: the initial list and live notifications never overlap
+or go missing, and delivery is per user."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from tickfan.auth import Principal
+from tickfan.stores import Notification, SqliteStore
+from tickfan.web.notifications import MarkRead, NotificationsChannel
+
+
+class FakeSession:
+    def __init__(self, conn_id: int, sub: str) -> None:
+        self.conn_id = conn_id
+        self.principal = Principal(sub, 2**31)
+        self.state: dict[str, Any] = {}
+        self.frames: list[dict[str, Any]] = []
+
+    def send(self, frame: str) -> bool:
+        self.frames.append(json.loads(frame))
+        return True
+
+
+class SlowUnreadStore(SqliteStore):
+    """Holds the initial read until told, so notifications can be created meanwhile."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.reading = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def unread_notifications(self, user_id: str, limit: int = 50) -> list[Notification]:
+        self.reading.set()
+        await self.release.wait()
+        return await super().unread_notifications(user_id, limit)
+
+
+def test_notifications_created_during_the_initial_read_arrive_once_after_it(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = SlowUnreadStore(tmp_path / "db")
+        await store.open()
+        channel = NotificationsChannel(store)
+        old = await channel.create("alice", "info", "old", "", None)
+        session = FakeSession(1, "alice")
+        connecting = asyncio.create_task(channel.on_authenticated(session))
+        await store.reading.wait()
+        during = await channel.create("alice", "info", "during", "", None)  # stored before the read
+        store.release.set()
+        await connecting
+        after = await channel.create("alice", "info", "after", "", None)
+        assert session.frames[0]["type"] == "initial_notifications"
+        assert [n["id"] for n in session.frames[0]["notifications"]] == [old.id, during.id]
+        # "during" was in the list, so it is not sent again; "after" comes live.
+        assert [(f["type"], f["notification"]["id"]) for f in session.frames[1:]] == [
+            ("notification", after.id)
+        ]
+        await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_delivery_and_mark_read_are_per_user(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = SqliteStore(tmp_path / "db")
+        await store.open()
+        channel = NotificationsChannel(store)
+        alice1, alice2, bob = FakeSession(1, "alice"), FakeSession(2, "alice"), FakeSession(3, "bob")
+        for s in (alice1, alice2, bob):
+            await channel.on_authenticated(s)
+        n = await channel.create("alice", "info", "hi", "", {"x": 1})
+        assert [f["notification"]["id"] for f in alice1.frames[1:]] == [n.id]
+        assert [f["notification"]["id"] for f in alice2.frames[1:]] == [n.id]
+        assert bob.frames[1:] == []
+        await channel.on_message(bob, MarkRead([n.id]))
+        assert bob.frames[-1] == {"type": "marked_read", "ids": []}
+        await channel.on_message(alice1, MarkRead([n.id]))
+        assert alice1.frames[-1] == {"type": "marked_read", "ids": [n.id]}
+        assert alice2.frames[-1]["type"] == "notification"  # only the asking socket is answered
+        channel.on_close(alice1)
+        channel.on_close(alice2)
+        await channel.create("alice", "info", "nobody listening", "", None)
+        assert len(alice1.frames) == 3 and len(alice2.frames) == 2
+        await store.close()
+
+    asyncio.run(scenario())
