@@ -1,0 +1,44 @@
+"""Batching: 1,000 ticks to 1,000 batch-mode subscribers, including the flush and the drain."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+SUBSCRIBERS = 1_000
+TICKS = 1_000
+PRICES = [(4_312_500 + (i * 37) % 500) / 100 for i in range(97)]
+SIZES = [(1 + (i * 7919) % 100_000) / 10**8 for i in range(89)]
+
+
+@pytest.mark.benchmark(group="batch")
+def test_batch(benchmark, make_core):
+    core = make_core([("BTC/USD", 2, 8)])
+    conns = [core.connect() for _ in range(SUBSCRIBERS)]
+    for conn in conns:
+        core.subscribe(conn, ["BTC/USD"], "batch", 50)
+    clock = {"now": 0, "ts": 1_731_283_200_000}
+
+    def setup():
+        clock["now"] += 1000
+        ts = clock["ts"]
+        clock["ts"] += TICKS
+        ticks = [
+            ("BTC/USD", PRICES[i % len(PRICES)], SIZES[i % len(SIZES)], ts + i)
+            for i in range(TICKS)
+        ]
+        return (ticks, clock["now"]), {}
+
+    def batch(ticks, now_ms):
+        core.ingest(ticks, now_ms)
+        core.flush(now_ms + 50)
+        drain = core.drain
+        return [drain(conn) for conn in conns]
+
+    drained = benchmark.pedantic(batch, setup=setup, rounds=20, warmup_rounds=1)
+    assert all(len(frames) == 1 for frames in drained)
+    message = json.loads(drained[0][0])
+    assert (message["type"], message["count"]) == ("market_data_batch", TICKS)
+    assert message["ts"][1:] == [1] * (TICKS - 1)
+    assert drained[-1][0] == drained[0][0]
