@@ -1,0 +1,229 @@
+"""Markdown table and PNG plot of one load run (the JSON that run.py writes).
+
+    python benches/load/report.py benches/results/load-<stamp>.json   # re-render an old run
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+TARGETS = """\
+| scenario | target (tickfan, Rust core) |
+| --- | --- |
+| S1 | >= 990,000 ticks/s delivered, 0 gaps, p99 <= 80 ms, server CPU <= 0.5 us per delivered tick, >= 3x the ticks/s of the fastest per-frame peer |
+| S2 | >= 99% of offered ticks delivered, p99 <= 50 ms; Rust >= 2x the Python twin's ticks/s or <= half its CPU per tick |
+| S3 | all 10,000 subscribed in <= 5 s, no failures; <= 20 KiB server RSS per idle connection |
+| S4 | p50 <= 1 ms, p99 <= 3 ms |
+"""
+
+
+def _f(v, fmt: str = ",.0f", none: str = "-") -> str:
+    return none if v is None else format(v, fmt)
+
+
+def rows_by(run: dict) -> dict[tuple[str, str], dict]:
+    return {(r["scenario"], r["server"]): r for r in run["results"]}
+
+
+def target_checks(run: dict) -> list[str]:
+    """One line per target that this run measured: met, missed, or not measured."""
+    by = rows_by(run)
+    out: list[str] = []
+
+    def mark(ok: bool | None) -> str:
+        return "n/a" if ok is None else ("met" if ok else "MISSED")
+
+    for core in ("tickfan-rust", "tickfan-python"):
+        s1 = by.get(("S1", core))
+        if s1 and "ticks_per_s" in s1:
+            peers = [by[("S1", p)]["ticks_per_s"] for p in ("naive", "picows") if "ticks_per_s" in by.get(("S1", p), {})]
+            best = max(peers) if peers else None
+            out.append(
+                f"- S1 {core}: {_f(s1['ticks_per_s'])} ticks/s ({mark(s1['ticks_per_s'] >= 990_000)}), "
+                f"gaps {s1['gaps']} ({mark(s1['gaps'] == 0)}), p99 {s1['lat_p99_ms']} ms "
+                f"({mark(s1['lat_p99_ms'] is not None and s1['lat_p99_ms'] <= 80)}), "
+                f"{_f(s1['server_cpu_us_per_tick'], '.3f')} us/tick "
+                f"({mark(s1['server_cpu_us_per_tick'] is not None and s1['server_cpu_us_per_tick'] <= 0.5)}), "
+                f"{_f(s1['ticks_per_s'] / best if best else None, '.1f')}x the fastest per-frame peer "
+                f"({mark(s1['ticks_per_s'] >= 3 * best if best else None)})"
+            )
+        s2 = by.get(("S2", core))
+        if s2 and "ticks_per_s" in s2:
+            out.append(
+                f"- S2 {core}: {_f(s2['delivered_pct'], '.2f')}% delivered "
+                f"({mark(s2['delivered_pct'] is not None and s2['delivered_pct'] >= 99)}), p99 {s2['lat_p99_ms']} ms "
+                f"({mark(s2['lat_p99_ms'] is not None and s2['lat_p99_ms'] <= 50)})"
+            )
+        s3 = by.get(("S3", core))
+        if s3 and "subscribed" in s3:
+            per = s3.get("rss_per_conn_bytes")
+            t = s3.get("all_subscribed_s")
+            out.append(
+                f"- S3 {core}: {s3['subscribed']}/{s3['clients']} subscribed in {_f(t, '.2f')} s "
+                f"({mark(t is not None and t <= 5 and s3['failed'] == 0)}), failures {s3['failed']}; "
+                f"idle RSS {_f(per / 1024 if per is not None else None, '.1f')} KiB/conn "
+                f"({mark(per is not None and per <= 20 * 1024)})"
+            )
+        s4 = by.get(("S4", core))
+        if s4 and "ticks_per_s" in s4:
+            out.append(
+                f"- S4 {core}: p50 {s4['lat_p50_ms']} ms ({mark(s4['lat_p50_ms'] is not None and s4['lat_p50_ms'] <= 1)}), "
+                f"p99 {s4['lat_p99_ms']} ms ({mark(s4['lat_p99_ms'] is not None and s4['lat_p99_ms'] <= 3)})"
+            )
+    r2, p2 = by.get(("S2", "tickfan-rust")), by.get(("S2", "tickfan-python"))
+    if r2 and p2 and "ticks_per_s" in r2 and "ticks_per_s" in p2:
+        ratio = r2["ticks_per_s"] / p2["ticks_per_s"] if p2["ticks_per_s"] else None
+        cpu = (
+            p2["server_cpu_us_per_tick"] / r2["server_cpu_us_per_tick"]
+            if r2.get("server_cpu_us_per_tick") and p2.get("server_cpu_us_per_tick")
+            else None
+        )
+        ok = None if ratio is None and cpu is None else ((ratio or 0) >= 2 or (cpu or 0) >= 2)
+        out.append(
+            f"- S2 Rust vs Python twin: {_f(ratio, '.2f')}x the ticks/s, {_f(cpu, '.2f')}x less CPU per tick ({mark(ok)}); "
+            "at S2's offer both should deliver everything, so the CPU ratio is the meaningful one"
+        )
+    return out
+
+
+def markdown(run: dict) -> str:
+    m = run["machine"]
+    lines = [
+        f"# Load benchmark, {run['started']}",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB, Linux {m['kernel']}, Python {m['python']}, "
+        f"commit {m['commit']}; load average at start {', '.join(f'{x:.2f}' for x in m['load_avg_at_start'])}.",
+        f"Command: `{run['command']}`",
+        f"Publishing {run['settings']['duration_s']:g} s per run, drain {run['settings']['drain_s']:g} s, "
+        f"client processes per run: {run['settings']['client_procs']}, scale {run['settings']['scale']:g}.",
+        "Server, client and publisher share the same cores: see README.md for what each number means.",
+        "",
+    ]
+    ceiling = run.get("ceiling")
+    if ceiling:
+        lines += ["## Client ceiling (one client.py process vs a firehose)", "",
+                  "| frames | frames/s | ticks/s | client CPU | frames per CPU-s | ticks per CPU-s |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+        for c in ceiling.values():
+            lines.append(
+                f"| {c['frame_kind']} | {_f(c['frames_per_s'])} | {_f(c['ticks_per_s'])} | {_f(c['client_cpu_pct'])}% "
+                f"| {_f(c.get('frames_per_cpu_s'))} | {_f(c.get('ticks_per_cpu_s'))} |"
+            )
+        lines.append("")
+    lines += [
+        "## Throughput and latency",
+        "",
+        "| scen. | server | clients | ingest ticks/s (asked) | offered deliv./s | delivered ticks/s | delivered | gaps "
+        "| p50 ms | p99 ms | max ms | frames/s | MB/s | server CPU | server us/tick | client CPU |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in run["results"]:
+        if r.get("error"):
+            lines.append(f"| {r['scenario']} | {r['server_label']} | {r['clients']} | error: {r['error'][:120]} "
+                         "| | | | | | | | | | | | |")  # fmt: skip
+            continue
+        if "ticks_per_s" not in r:
+            continue
+        cb = " (client-bound)" if r["client_bound"] else ""
+        lines.append(
+            f"| {r['scenario']} | {r['server_label']} | {r['clients']:,} | {_f(r['rate_accepted'])} ({_f(r['rate_offered'])}) "
+            f"| {_f(r['offered_deliveries_per_s'])} "
+            f"| {_f(r['ticks_per_s'])} | {_f(r['delivered_pct'], '.2f')}% | {r['gaps']} "
+            f"| {_f(r['lat_p50_ms'], '.2f')} | {_f(r['lat_p99_ms'], '.2f')} | {_f(r['lat_max_ms'], '.1f')} "
+            f"| {_f(r['frames_per_s'])} | {_f(r['bytes_per_s'] / 1e6, '.1f')} | {_f(r['server_cpu_pct'])}% "
+            f"| {_f(r['server_cpu_us_per_tick'], '.3f')} | {_f(max(r['client_cpu_pct_per_proc']))}%{cb} |"
+        )
+    storm = [r for r in run["results"] if "rss_per_conn_bytes" in r or (r["scenario"] == "S3" and r.get("error"))]
+    if storm:
+        lines += ["", "## Connect storm and idle memory (S3)", "",
+                  "| server | clients | subscribed | failed | all subscribed after | server CPU for the storm | RSS before | RSS idle | RSS per idle conn |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+        for r in storm:
+            if r.get("error"):
+                lines.append(f"| {r['server_label']} | {r['clients']:,} | error: {r['error'][:120]} | | | | | | |")
+                continue
+            lines.append(
+                f"| {r['server_label']} | {r['clients']:,} | {r['subscribed']:,} | {r['failed']} "
+                f"| {_f(r['all_subscribed_s'], '.2f')} s | {_f(r['connect_server_cpu_s'], '.2f')} s "
+                f"| {_f(r['rss_before_bytes'] / 2**20, '.1f')} MiB | {_f(r['rss_idle_bytes'] / 2**20, '.1f')} MiB "
+                f"| {_f(r['rss_per_conn_bytes'] / 1024 if r['rss_per_conn_bytes'] is not None else None, '.1f')} KiB |"
+            )
+    notes = sorted({(r["server_label"], r["server_notes"]) for r in run["results"]})
+    lines += ["", "## Servers", ""] + [f"- {label}: {note}" for label, note in notes]
+    checks = target_checks(run)
+    if checks:
+        lines += ["", "## Against the targets", "", *checks]
+    lines += ["", "Targets:", "", TARGETS]
+    extra = []
+    for r in run["results"]:
+        bits = []
+        if r.get("failures"):
+            bits.append(f"connect failures {r['failures']}")
+        if r.get("errors"):
+            bits.append(f"error messages {r['errors']}")
+        if r.get("close_codes"):
+            bits.append(f"close codes {r['close_codes']}")
+        if r.get("dropped_connections"):
+            bits.append(f"{r['dropped_connections']} connections dropped while live")
+        if r.get("dups") or r.get("malformed"):
+            bits.append(f"dups {r.get('dups')}, malformed {r.get('malformed')}")
+        pub = r.get("publisher") or {}
+        if pub.get("failed_posts"):
+            bits.append(f"publisher: {pub['failed_posts']} failed POSTs {pub.get('errors')}")
+        if bits:
+            extra.append(f"- {r['scenario']} {r['server_label']}: " + "; ".join(bits))
+    if extra:
+        lines += ["## Anomalies", "", *extra, ""]
+    return "\n".join(lines) + "\n"
+
+
+def plot(run: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in run["results"] if "ticks_per_s" in r]
+    scenarios = sorted({r["scenario"] for r in rows})
+    servers = list(dict.fromkeys(r["server"] for r in rows))
+    labels = {r["server"]: r["server_label"] for r in rows}
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    width = 0.8 / max(len(servers), 1)
+    for ax, key, title in (
+        (axes[0], "ticks_per_s", "delivered ticks/s (log)"),
+        (axes[1], "lat_p99_ms", "p99 publish-to-receive latency, ms (log)"),
+    ):
+        for i, srv in enumerate(servers):
+            vals = []
+            for sc in scenarios:
+                r = next((x for x in rows if x["scenario"] == sc and x["server"] == srv), None)
+                vals.append((r or {}).get(key) or 0)
+            xs = [j + (i - (len(servers) - 1) / 2) * width for j in range(len(scenarios))]
+            ax.bar(xs, vals, width, label=labels[srv])
+        ax.set_xticks(range(len(scenarios)), scenarios)
+        ax.set_yscale("log")
+        ax.set_title(title)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"tickfan load benchmark {run['started']} ({run['machine']['cores']} cores shared by server and clients)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(run: dict, out_dir: str, stamp: str) -> tuple[str, str]:
+    md_path = os.path.join(out_dir, f"load-{stamp}.md")
+    png_path = os.path.join(out_dir, f"load-{stamp}.png")
+    with open(md_path, "w") as f:
+        f.write(markdown(run))
+    plot(run, png_path)
+    return md_path, png_path
+
+
+if __name__ == "__main__":
+    src = sys.argv[1]
+    with open(src) as f:
+        data = json.load(f)
+    print(*write_report(data, os.path.dirname(os.path.abspath(src)), data["started"]), sep="\n")

@@ -1,0 +1,162 @@
+"""The servers under test: how each is started, probed, measured and stopped, by PID.
+
+Every server is a fresh process on a fresh port with a fresh data dir for every run (nothing is
+reused between runs), bound to 127.0.0.1. CPU and RSS are summed over the server's process tree
+(Granian runs its workers as child processes), read with psutil.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+import psutil
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PY = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    name: str
+    label: str
+    notes: str
+    separate_ingest_port: bool = False
+    env: dict[str, str] = field(default_factory=dict)
+
+    def command(self, port: int, ingest_port: int, data_dir: str) -> list[str]:
+        if self.name.startswith("tickfan-"):
+            core = self.name.removeprefix("tickfan-")
+            exe = os.path.join(os.path.dirname(PY), "tickfan")
+            head = [exe] if os.path.exists(exe) else [PY, "-c", "import sys; from tickfan.cli import main; sys.exit(main())"]
+            return head + ["serve", "--host", "127.0.0.1", "--port", str(port), "--feed", "none",
+                           "--core", core, "--data-dir", data_dir]  # fmt: skip
+        if self.name == "naive":
+            return [PY, os.path.join(HERE, "peers", "naive_litestar.py"), "--port", str(port)]
+        if self.name == "picows":
+            return [PY, os.path.join(HERE, "peers", "picows_broadcast.py"), "--port", str(port),
+                    "--ingest-port", str(ingest_port)]  # fmt: skip
+        raise ValueError(self.name)
+
+
+SERVERS: dict[str, ServerSpec] = {
+    s.name: s
+    for s in (
+        ServerSpec("tickfan-rust", "tickfan (Rust core)", "full protocol: JWT auth, modes as asked"),
+        ServerSpec("tickfan-python", "tickfan (Python twin)", "full protocol: JWT auth, modes as asked"),
+        ServerSpec(
+            "naive",
+            "naive Litestar",
+            "JWT auth; tick frames only (no batching): send_json per subscriber, awaited",
+        ),
+        ServerSpec(
+            "picows",
+            "picows broadcast",
+            "JWT auth; tick frames only (no batching): one encode per tick, unbounded send buffers",
+            separate_ingest_port=True,
+        ),
+    )
+}
+
+
+class RunningServer:
+    """One started server process; stop() ends it and every child it had, by PID."""
+
+    def __init__(self, spec: ServerSpec, secret: str, log_dir: str) -> None:
+        self.spec = spec
+        self.port = free_port()
+        self.ingest_port = free_port() if spec.separate_ingest_port else self.port
+        self.data_dir = tempfile.mkdtemp(prefix="tickfan-load-")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TICKFAN_")}
+        env.update(spec.env, TICKFAN_JWT_SECRET=secret, PYTHONUNBUFFERED="1")
+        self.log_path = os.path.join(log_dir, f"server-{spec.name}-{self.port}.log")
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            spec.command(self.port, self.ingest_port, self.data_dir),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=self.data_dir,
+            start_new_session=True,
+        )
+        self.pid = self.proc.pid
+        self._known: dict[int, psutil.Process] = {}
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.spec.name} exited with {self.proc.returncode}: {self.log_tail()}")
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                conn = http.client.HTTPConnection("127.0.0.1", self.ingest_port, timeout=2)
+                conn.request("GET", "/healthz")
+                if conn.getresponse().status == 200:
+                    conn.close()
+                    # the WebSocket port too, where it is a separate listener
+                    socket.create_connection(("127.0.0.1", self.port), timeout=2).close()
+                    return
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.spec.name} not ready after {timeout_s} s: {self.log_tail()}")
+
+    def log_tail(self, n: int = 2000) -> str:
+        self.log.flush()
+        with open(self.log_path, "rb") as f:
+            return f.read()[-n:].decode(errors="replace")
+
+    def _tree(self) -> list[psutil.Process]:
+        try:
+            root = psutil.Process(self.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+        for p in procs:
+            self._known.setdefault(p.pid, p)
+        return procs
+
+    def cpu_s(self) -> float:
+        total = 0.0
+        for p in self._tree():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                c = p.cpu_times()
+                total += c.user + c.system
+        return total
+
+    def rss_bytes(self) -> int:
+        total = 0
+        for p in self._tree():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                total += p.memory_info().rss
+        return total
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._tree()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGINT)
+        try:
+            self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            pass
+        for pid, p in self._known.items():  # only processes this server started
+            with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError):
+                if p.is_running():
+                    os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(5)
+        self.log.close()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
