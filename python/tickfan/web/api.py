@@ -159,8 +159,12 @@ async def healthz() -> dict[str, str]:
 @get("/readyz")
 async def readyz(request: Request[Any, Any, Any]) -> Response[Any]:
     hub = hub_of(request)
-    body = {"status": "ready" if hub.ready else "starting", "core": hub.core_name, "broker": hub.config.broker}
-    return Response(body, status_code=200 if hub.ready else 503)
+    notifications = getattr(request.app.state, "notifications", None)  # the store behind it
+    store_ok = notifications is None or await notifications.store.ping()
+    ready = hub.ready and store_ok
+    body = {"status": "ready" if ready else "starting", "core": hub.core_name, "broker": hub.config.broker,
+            "store": "ok" if store_ok else "unreachable"}
+    return Response(body, status_code=200 if ready else 503)
 
 
 @get("/metrics")
