@@ -10,6 +10,7 @@ Control (driven by run.py, one JSON line each way):
   stdout  READY {...}   once every client is subscribed or has failed
   stdin   GO <ms>       start counting; ticks sent before <ms> (snapshots) are not counted
   stdout  GOING {}      counting (the publisher starts only after this)
+  stdin   STATUS        stdout STATUS {"ticks": n, "frames": n}, counted so far
   stdin   END           report and exit
   stdout  RESULT {...}
 The process exits by itself at --deadline-s whatever happens.
@@ -254,13 +255,15 @@ async def main(args: argparse.Namespace) -> None:
     st = Stats()
     st.fine = args.fine_timing
     symbols = args.symbols.split(",")
+    modes = args.mode.split(",") if args.mode else [None]
     secret = os.environ["TICKFAN_JWT_SECRET"]
     plans = []
     for i in range(args.clients):
         k = args.first_index + i
         syms = [symbols[(k + j) % len(symbols)] for j in range(args.symbols_per_client)]
         token = mint_token(secret, f"load-{k}")
-        plans.append((token, syms, subscribe_message(syms, args.mode, args.interval_ms)))
+        mode = modes[(k // len(symbols)) % len(modes)]  # every symbol sees every mode
+        plans.append((token, syms, subscribe_message(syms, mode, args.interval_ms)))
 
     sem = asyncio.Semaphore(args.concurrency)
     failures: dict[str, int] = {}
@@ -320,7 +323,9 @@ async def main(args: argparse.Namespace) -> None:
         line = raw.decode().strip()
         if not raw or line == "END":  # EOF: the orchestrator is gone
             break
-        if line.startswith("GO"):
+        if line == "STATUS":
+            emit("STATUS", {"ticks": st.ticks + st.p_ticks, "frames": st.frames})
+        elif line.startswith("GO"):
             st.reset()
             st.window_ms = int(line.split()[1])
             c = me.cpu_times()
@@ -367,7 +372,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--first-index", type=int, default=0, help="index of this process's first client")
     p.add_argument("--symbols", required=True, help="comma-separated; client k takes symbols[k % n]...")
     p.add_argument("--symbols-per-client", type=int, default=1)
-    p.add_argument("--mode", default=None, help="subscribe mode (omitted: the server's default)")
+    p.add_argument("--mode", default=None, help="subscribe mode, or comma-separated modes taken in turn "
+                   "(omitted: the server's default)")
     p.add_argument("--interval-ms", type=int, default=None)
     p.add_argument("--concurrency", type=int, default=1000, help="handshakes in flight at once")
     p.add_argument("--connect-timeout-s", type=float, default=30.0)
