@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 
 
 def claims(**extra: object) -> dict[str, object]:
-    return {"sub": "alice", "exp": int(time.time()) + 600, **extra}
+    return {"sub": "alice", "exp": int(time.time()) + 86400, **extra}
 
 
 def _rsa_pem() -> bytes:
@@ -33,9 +33,9 @@ BAD_TOKENS = {
     "hs512_same_secret": jwt.encode(claims(), SECRET, algorithm="HS512"),
     "rs256": jwt.encode(claims(), _rsa_pem(), algorithm="RS256"),
     "expired": jwt.encode({"sub": "alice", "exp": int(time.time()) - 10}, SECRET, algorithm="HS256"),
-    "missing_sub": jwt.encode({"exp": int(time.time()) + 600}, SECRET, algorithm="HS256"),
+    "missing_sub": jwt.encode({"exp": int(time.time()) + 86400}, SECRET, algorithm="HS256"),
     "missing_exp": jwt.encode({"sub": "alice"}, SECRET, algorithm="HS256"),
-    "empty_sub": jwt.encode({"sub": "", "exp": int(time.time()) + 600}, SECRET, algorithm="HS256"),
+    "empty_sub": jwt.encode({"sub": "", "exp": int(time.time()) + 86400}, SECRET, algorithm="HS256"),
 }
 
 
