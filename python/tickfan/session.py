@@ -126,6 +126,7 @@ class Session:
         self._send = send
         self._core = hub.core
         self._bucket = TokenBucket(self.config.rate_limit_per_s, self.config.rate_limit_burst)
+        self._flooding = False
         self._wake = asyncio.Event()
         self._wake_t: float | None = None
         self._finished = asyncio.Event()
@@ -297,9 +298,13 @@ class Session:
         if not self._bucket.take():
             if self.principal is None:
                 self.fail(ErrorCode.AUTH_REQUIRED)
-            else:
+            elif not self._flooding:
+                # One error per flood, not one per dropped message: answering every message of a
+                # flood would fill the client's own queue and turn it into a slow consumer.
+                self._flooding = True
                 self.send_error(ErrorCode.RATE_LIMITED)
             return
+        self._flooding = False
         if isinstance(data, bytes) and self.principal is not None:
             self.send_error(ErrorCode.INVALID_MESSAGE, "Messages must be text frames holding JSON")
             return
