@@ -107,6 +107,10 @@ async def publish(args: argparse.Namespace) -> dict:
     await conn.open()
     encoder = msgspec.json.Encoder()
     interval = args.post_interval_ms / 1000
+    # A server slower than the offer gets larger POSTs, up to half a second of ticks each.
+    max_batch = args.max_batch or max(int(args.rate / 2), 1)
+    unacked = 0
+    unacked_per_symbol: dict[str, int] = {}
     n_sym = len(symbols)
     sent = posts = failed = 0
     errors: list[str] = []
@@ -120,7 +124,7 @@ async def publish(args: argparse.Namespace) -> dict:
         now = time.perf_counter()
         if now >= end:
             break
-        due = min(int(args.rate * (now - start)) - sent, args.max_batch)
+        due = min(int(args.rate * (now - start)) - sent, max_batch)
         if due > 0:
             t_ns = time.time_ns()
             ts = max(t_ns // 1_000_000, last_ts)
@@ -141,8 +145,13 @@ async def publish(args: argparse.Namespace) -> dict:
                     conn.request("POST", args.path, token, body), max(end - t_post, 0) + args.grace_s
                 )
             except (OSError, asyncio.TimeoutError, ValueError, asyncio.IncompleteReadError) as exc:
+                # Sent but never answered: the server may still apply these ticks.
                 failed += 1
-                errors.append(f"{type(exc).__name__}: {exc}")
+                unacked += due
+                sent += due
+                errors.append(f"{type(exc).__name__} after {time.perf_counter() - t_post:.1f} s: {exc}")
+                for s_, c in counts.items():
+                    unacked_per_symbol[s_] = unacked_per_symbol.get(s_, 0) + c
                 break
             post_ms.append((time.perf_counter() - t_post) * 1000)
             posts += 1
@@ -169,6 +178,8 @@ async def publish(args: argparse.Namespace) -> dict:
         "sent": sent,
         "accepted": total,
         "accepted_per_symbol": accepted,
+        "unacked": unacked,
+        "unacked_per_symbol": unacked_per_symbol,
         "rate_accepted": total / duration if duration else 0.0,
         "posts": posts,
         "failed_posts": failed,
@@ -191,8 +202,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--decimals", default="", help='JSON {"SYM": [price_decimals, size_decimals]}')
     p.add_argument("--duration-s", type=float, required=True)
     p.add_argument("--post-interval-ms", type=float, default=10.0)
-    p.add_argument("--max-batch", type=int, default=5000, help="ticks per POST at most")
-    p.add_argument("--grace-s", type=float, default=10.0, help="how long a late answer is awaited")
+    p.add_argument("--max-batch", type=int, default=0, help="ticks per POST at most (0: half a second's worth)")
+    p.add_argument("--grace-s", type=float, default=5.0, help="how long a late answer is awaited")
     p.add_argument("--seed", type=int, default=1)
     return p.parse_args(argv)
 

@@ -116,22 +116,25 @@ def markdown(run: dict) -> str:
         "## Throughput and latency",
         "",
         "| scen. | server | clients | ingest ticks/s (asked) | offered deliv./s | delivered ticks/s | delivered | gaps "
-        "| p50 ms | p99 ms | max ms | frames/s | MB/s | server CPU | server us/tick | client CPU |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| p50 ms | p99 ms | max ms | server's own p99 ms | frames/s | MB/s | server CPU | server us/tick | client CPU |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in run["results"]:
         if r.get("error"):
             lines.append(f"| {r['scenario']} | {r['server_label']} | {r['clients']} | error: {r['error'][:120]} "
-                         "| | | | | | | | | | | | |")  # fmt: skip
+                         "| | | | | | | | | | | | | |")  # fmt: skip
             continue
         if "ticks_per_s" not in r:
             continue
         cb = " (client-bound)" if r["client_bound"] else ""
+        if r.get("machine_saturated"):
+            cb += f" (machine {r['machine_cpu_pct']:.0f}% busy)"
         lines.append(
             f"| {r['scenario']} | {r['server_label']} | {r['clients']:,} | {_f(r['rate_accepted'])} ({_f(r['rate_offered'])}) "
             f"| {_f(r['offered_deliveries_per_s'])} "
             f"| {_f(r['ticks_per_s'])} | {_f(r['delivered_pct'], '.2f')}% | {r['gaps']} "
             f"| {_f(r['lat_p50_ms'], '.2f')} | {_f(r['lat_p99_ms'], '.2f')} | {_f(r['lat_max_ms'], '.1f')} "
+            f"| {_f((r.get('server_metrics') or {}).get('fanout_p99_ms_le'), 'g', '-')} "
             f"| {_f(r['frames_per_s'])} | {_f(r['bytes_per_s'] / 1e6, '.1f')} | {_f(r['server_cpu_pct'])}% "
             f"| {_f(r['server_cpu_us_per_tick'], '.3f')} | {_f(max(r['client_cpu_pct_per_proc']))}%{cb} |"
         )

@@ -196,17 +196,28 @@ async def run_one(spec_name: str, sc: Scenario, args: argparse.Namespace, log_di
         for p in procs:
             p.send(f"GO {window_ms}")
         await asyncio.gather(*(p.expect("GOING", 30) for p in procs))
+        m0 = await asyncio.to_thread(server.scrape)
+        spy = await start_profiler(server, sc, args) if args.profile else None
         cpu0, wall0 = server.cpu_s(), time.perf_counter()
+        psutil.cpu_percent()  # starts the machine-wide window
         pub = await run_publisher(server.ingest_port, sc.rate, names, universe, args.duration_s, env)
-        expected = sum(pub["accepted_per_symbol"].get(s, 0) * n for s, n in subscribers.items())
-        row["drain_s"] = await drain(procs, expected, args.drain_s)
+        expected = sum(published(pub, s) * n for s, n in subscribers.items())
+        row["drain_s"] = await drain(procs, expected, args.drain_s, args.drain_max_s)
         cpu1, wall1 = server.cpu_s(), time.perf_counter()
+        machine_pct = psutil.cpu_percent()
         rss_busy = server.rss_bytes()
+        m1 = await asyncio.to_thread(server.scrape)
+        if spy is not None:
+            row["profile"] = await finish_profiler(*spy)
         for p in procs:
             p.send("END")
         results = await asyncio.gather(*(p.expect("RESULT", 60) for p in procs))
         row.update(summarise(results, pub, subscribers, cpu1 - cpu0, wall1 - wall0))
         row["server_rss_bytes"] = rss_busy
+        row["machine_cpu_pct"] = machine_pct
+        row["machine_saturated"] = machine_pct >= 90.0
+        if m0 is not None and m1 is not None:
+            row["server_metrics"] = server_side(m0, m1)
         return row
     except Exception as exc:  # one failing server must not sink the whole run
         row["error"] = f"{type(exc).__name__}: {exc}"
@@ -220,11 +231,93 @@ async def run_one(spec_name: str, sc: Scenario, args: argparse.Namespace, log_di
         await asyncio.to_thread(server.stop)
 
 
-async def drain(procs: list[ClientProc], expected: int, quiet_s: float) -> float:
-    """Wait until every expected tick has arrived, or none has for `quiet_s`; the time waited."""
+async def start_profiler(server: RunningServer, sc: Scenario, args: argparse.Namespace):
+    """py-spy over the server's process tree for the publishing window (collapsed stacks)."""
+    os.makedirs(args.profile, exist_ok=True)
+    path = os.path.join(os.path.abspath(args.profile), f"{sc.name}-{server.spec.name}.txt")
+    spy = os.path.join(os.path.dirname(PY), "py-spy")
+    proc = await asyncio.create_subprocess_exec(
+        spy, "record", "--pid", str(server.pid), "--subprocesses", "--rate", "200",
+        "--duration", str(int(args.duration_s)), "--format", "raw", "--output", path, "--nonblocking",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    return proc, path
+
+
+async def finish_profiler(proc: asyncio.subprocess.Process, path: str) -> dict:
+    try:
+        await asyncio.wait_for(proc.wait(), 30)
+    except asyncio.TimeoutError:
+        proc.kill()  # our own child, by its PID
+        await proc.wait()
+    err = (await proc.stderr.read()).decode(errors="replace")[-500:] if proc.stderr else ""
+    return {"collapsed_stacks": path, "py_spy_tail": err, **top_frames(path)}
+
+
+# Frames that wrap every sample of a Granian worker: left out of the "total" ranking.
+_WRAPPERS = ("multiprocessing/", "granian/server/", "tickfan/cli.py", "<module>", "process ")
+
+
+def top_frames(path: str, n: int = 20) -> dict[str, list[tuple[str, float]]]:
+    """From py-spy raw output: the share of busy samples (those with a Python frame) per leaf
+    frame ("self") and per function anywhere on the stack ("total")."""
+    leaf: dict[str, int] = {}
+    incl: dict[str, int] = {}
+    busy = 0
+    try:
+        with open(path) as f:
+            for line in f:
+                stack, _, count = line.rstrip().rpartition(" ")
+                frames = stack.split(";")[1:]  # the first element names the process
+                if not frames:
+                    continue
+                c = int(count)
+                busy += c
+                leaf[frames[-1]] = leaf.get(frames[-1], 0) + c
+                for fn in {fr.split(" (")[0] + " (" + fr.split(" (")[-1].split(":")[0] + ")" for fr in frames}:
+                    if not any(w in fn for w in _WRAPPERS):
+                        incl[fn] = incl.get(fn, 0) + c
+    except (OSError, ValueError):
+        return {}
+
+    def top(d: dict[str, int]) -> list[tuple[str, float]]:
+        return [(k, round(100 * v / busy, 1)) for k, v in sorted(d.items(), key=lambda kv: -kv[1])[:n]]
+
+    return {"busy_samples": busy, "self": top(leaf), "total": top(incl)}
+
+
+def server_side(m0: dict[str, float], m1: dict[str, float]) -> dict:
+    """What the server itself saw during the window (tickfan's /metrics): its ingest-to-first-write
+    latency quantiles (histogram bucket upper bounds), frames out, drops, slow consumers."""
+    d = {k: m1[k] - m0.get(k, 0.0) for k in m1}
+    prefix = "tickfan_fanout_latency_seconds_bucket{le="
+    buckets = sorted(
+        (float(k[len(prefix) :].split('"')[1]), v) for k, v in d.items() if k.startswith(prefix)
+    )
+    out: dict = {}
+    total = buckets[-1][1] if buckets else 0
+    for q in (0.5, 0.99):
+        le = next((b for b, c in buckets if total and c >= q * total), None)
+        out[f"fanout_p{q * 100:g}_ms_le"] = None if le is None else le * 1000
+    for key in ("tickfan_frames_out", "tickfan_frames_dropped", "tickfan_slow_consumers_disconnected",
+                "tickfan_send_failures", "tickfan_ticks_in"):  # fmt: skip
+        for k, v in d.items():
+            if k == key or k.startswith(key + "{") or k == key + "_total":
+                out[key.removeprefix("tickfan_")] = out.get(key.removeprefix("tickfan_"), 0) + v
+    return out
+
+
+def published(pub: dict, symbol: str) -> int:
+    """Ticks of `symbol` the server got: accepted, plus those of a POST left unanswered at the
+    end (a server slower than the offer still applies them)."""
+    return pub["accepted_per_symbol"].get(symbol, 0) + pub.get("unacked_per_symbol", {}).get(symbol, 0)
+
+
+async def drain(procs: list[ClientProc], expected: int, quiet_s: float, max_s: float) -> float:
+    """Wait until every expected tick has arrived, or none has for `quiet_s`, or `max_s` passed."""
     t0 = time.perf_counter()
     last, last_change = -1, t0
-    while time.perf_counter() - t0 < 120:
+    while time.perf_counter() - t0 < max_s:
         for p in procs:
             p.send("STATUS")
         got = sum(s["ticks"] for s in await asyncio.gather(*(p.expect("STATUS", 30) for p in procs)))
@@ -241,7 +334,7 @@ async def drain(procs: list[ClientProc], expected: int, quiet_s: float) -> float
 
 def summarise(results: list[dict], pub: dict, subscribers: dict[str, int], server_cpu_s: float, wall_s: float) -> dict:
     ticks = sum(r["ticks"] for r in results)
-    expected = sum(pub["accepted_per_symbol"].get(s, 0) * n for s, n in subscribers.items())
+    expected = sum(published(pub, s) * n for s, n in subscribers.items())
     firsts = [r["first_tick_ns"] for r in results if r["first_tick_ns"]]
     lasts = [r["last_tick_ns"] for r in results if r["last_tick_ns"]]
     # Delivery rate over the publishing time, or longer if delivery lagged behind it.
@@ -348,6 +441,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--duration-s", type=float, default=10.0, help="publishing time per run")
     p.add_argument("--drain-s", type=float, default=2.0,
                    help="after publishing, wait for deliveries until none arrives for this long")  # fmt: skip
+    p.add_argument("--drain-max-s", type=float, default=15.0, help="the longest wait for deliveries")
     p.add_argument("--settle-s", type=float, default=2.0, help="pause after subscribing, before measuring")
     p.add_argument("--pause-s", type=float, default=2.0, help="pause between runs")
     p.add_argument("--client-procs", type=int, default=1, help="client processes per run")
@@ -355,6 +449,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ceiling", action=argparse.BooleanOptionalAction, default=True,
                    help="first measure the client's own ceiling (ceiling.py)")  # fmt: skip
     p.add_argument("--out", default=os.path.join(ROOT, "benches", "results"))
+    p.add_argument("--profile", metavar="DIR", help="py-spy the server during each publishing window into DIR")
     return p.parse_args(argv)
 
 

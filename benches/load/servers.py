@@ -67,7 +67,7 @@ SERVERS: dict[str, ServerSpec] = {
         ServerSpec(
             "picows",
             "picows broadcast",
-            "JWT auth; tick frames only (no batching): one encode per tick, unbounded send buffers",
+            "JWT auth; tick frames only (no batching): one encode per tick, writes coalesced per ingest request, unbounded send buffers",
             separate_ingest_port=True,
         ),
     )
@@ -143,6 +143,28 @@ class RunningServer:
             with contextlib.suppress(psutil.NoSuchProcess):
                 total += p.memory_info().rss
         return total
+
+    def scrape(self) -> dict[str, float] | None:
+        """GET /metrics (Prometheus text) as {sample name with labels: value}; None if not served."""
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", self.ingest_port, timeout=10)
+            conn.request("GET", "/metrics")
+            resp = conn.getresponse()
+            body = resp.read().decode(errors="replace")
+            conn.close()
+        except (OSError, http.client.HTTPException):
+            return None
+        if resp.status != 200:
+            return None
+        out: dict[str, float] = {}
+        for line in body.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                try:
+                    out[name] = float(value)
+                except ValueError:
+                    pass
+        return out
 
     def stop(self, timeout_s: float = 10.0) -> None:
         self._tree()
