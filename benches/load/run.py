@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -156,6 +157,7 @@ async def run_one(spec_name: str, sc: Scenario, args: argparse.Namespace, log_di
         row["symbols"] = names
         await asyncio.sleep(0.5)
         rss0, cpu_start = server.rss_bytes(), server.cpu_s()
+        storm_spy = await start_profiler(server, sc, args) if args.profile and sc.storm else None
         n_procs = max(1, min(args.client_procs, clients))
         per, extra = divmod(clients, n_procs)
         first = 0
@@ -170,6 +172,8 @@ async def run_one(spec_name: str, sc: Scenario, args: argparse.Namespace, log_di
             first += n
         readies = await asyncio.gather(*(p.expect("READY", 120) for p in procs))
         connect_cpu_s = server.cpu_s() - cpu_start
+        if storm_spy is not None:
+            row["profile"] = await finish_profiler(*storm_spy)
         subscribers: dict[str, int] = {}
         failures: dict[str, int] = {}
         for r in readies:
@@ -238,13 +242,14 @@ async def start_profiler(server: RunningServer, sc: Scenario, args: argparse.Nam
     spy = os.path.join(os.path.dirname(PY), "py-spy")
     proc = await asyncio.create_subprocess_exec(
         spy, "record", "--pid", str(server.pid), "--subprocesses", "--rate", "200",
-        "--duration", str(int(args.duration_s)), "--format", "raw", "--output", path, "--nonblocking",
+        "--format", "raw", "--output", path, "--nonblocking",
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     return proc, path
 
 
 async def finish_profiler(proc: asyncio.subprocess.Process, path: str) -> dict:
+    proc.send_signal(signal.SIGINT)  # py-spy writes its output on Ctrl-C
     try:
         await asyncio.wait_for(proc.wait(), 30)
     except asyncio.TimeoutError:
