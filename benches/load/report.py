@@ -192,7 +192,8 @@ def plot(run: dict, path: str) -> None:
     scenarios = sorted({r["scenario"] for r in rows})
     servers = list(dict.fromkeys(r["server"] for r in rows))
     labels = {r["server"]: r["server_label"] for r in rows}
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    storm = [r for r in run["results"] if r.get("rss_per_conn_bytes") is not None]
+    fig, axes = plt.subplots(1, 3 if storm else 2, figsize=(17 if storm else 12, 4.5))
     width = 0.8 / max(len(servers), 1)
     for ax, key, title in (
         (axes[0], "ticks_per_s", "delivered ticks/s (log)"),
@@ -208,6 +209,19 @@ def plot(run: dict, path: str) -> None:
         ax.set_xticks(range(len(scenarios)), scenarios)
         ax.set_yscale("log")
         ax.set_title(title)
+        ax.grid(axis="y", alpha=0.3)
+    if storm:
+        ax = axes[2]
+        names = [r["server_label"] for r in storm]
+        secs = [r["all_subscribed_s"] or 0 for r in storm]
+        bars = ax.bar(range(len(storm)), secs, color=[f"C{servers.index(r['server']) if r['server'] in servers else i}"
+                                                       for i, r in enumerate(storm)])  # fmt: skip
+        for b, r in zip(bars, storm):
+            ax.annotate(f"{r['rss_per_conn_bytes'] / 1024:.0f} KiB/conn\n{r['failed']} failed",
+                        (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom", fontsize=7)  # fmt: skip
+        ax.set_xticks(range(len(storm)), names, fontsize=7, rotation=15)
+        ax.margins(y=0.2)
+        ax.set_title(f"S3: s until {storm[0]['clients']:,} subscribed; idle RSS")
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(f"tickfan load benchmark {run['started']} ({run['machine']['cores']} cores shared by server and clients)")
