@@ -104,31 +104,121 @@ impl Candles {
     }
 
     /// Candles with open time >= the open of the candle containing `since_ms` (< 0 acts as 0).
+    #[cfg(test)]
     pub fn backfill(&self, iv: Interval, since_ms: i64, pd: u32, sd: u32) -> (Vec<Candle>, bool) {
-        let r = &self.rings[iv.0];
-        let since = since_ms.max(0) as u64;
-        let start = since - since % r.len_ms;
-        if matches!(r.newest_evicted, Some(e) if e >= start) {
-            return (r.bars.iter().map(|b| to_candle(b, pd, sd)).collect(), false);
-        }
-        let i = r.bars.partition_point(|b| b.open_ms < start);
-        (
-            r.bars.range(i..).map(|b| to_candle(b, pd, sd)).collect(),
-            true,
-        )
+        let v = self.backfill_view(iv, since_ms, pd, sd);
+        (v.to_vec(), v.complete)
     }
 
     /// The most recent `limit` (>= 1) candles, oldest first.
+    #[cfg(test)]
     pub fn recent(&self, iv: Interval, limit: usize, pd: u32, sd: u32) -> (Vec<Candle>, bool) {
+        let v = self.recent_view(iv, limit, pd, sd);
+        (v.to_vec(), v.complete)
+    }
+
+    /// [`Candles::backfill`] without converting anything yet.
+    pub fn backfill_view(&self, iv: Interval, since_ms: i64, pd: u32, sd: u32) -> CandleView<'_> {
+        let r = &self.rings[iv.0];
+        let since = since_ms.max(0) as u64;
+        let start = since - since % r.len_ms;
+        let (first, complete) = if matches!(r.newest_evicted, Some(e) if e >= start) {
+            (0, false)
+        } else {
+            (r.bars.partition_point(|b| b.open_ms < start), true)
+        };
+        CandleView {
+            bars: &r.bars,
+            first,
+            pd,
+            sd,
+            complete,
+            symbol: 0,
+            interval: iv.0,
+        }
+    }
+
+    /// [`Candles::recent`] without converting anything yet.
+    pub fn recent_view(&self, iv: Interval, limit: usize, pd: u32, sd: u32) -> CandleView<'_> {
         let r = &self.rings[iv.0];
         let n = limit.min(r.bars.len());
-        let complete = n == limit || r.newest_evicted.is_none();
-        let bars = r
-            .bars
-            .range(r.bars.len() - n..)
-            .map(|b| to_candle(b, pd, sd))
-            .collect();
-        (bars, complete)
+        CandleView {
+            bars: &r.bars,
+            first: r.bars.len() - n,
+            pd,
+            sd,
+            complete: n == limit || r.newest_evicted.is_none(),
+            symbol: 0,
+            interval: iv.0,
+        }
+    }
+}
+
+/// The answer of a backfill or recent-candles query: the newest candles of one ring (always a
+/// suffix of it), converted to floats on demand, so a caller that caches converted candles
+/// (the binding caches their Python tuples) only converts what it has not seen.
+///
+/// Ticks arrive in `ts` order, so only the newest candle held can still change: every other
+/// one is final, and stays so until it is evicted (after which it is older than
+/// [`CandleView::oldest_held_ms`]).
+pub struct CandleView<'a> {
+    bars: &'a VecDeque<Bar>,
+    first: usize,
+    pd: u32,
+    sd: u32,
+    pub complete: bool,
+    /// Index of the symbol (universe order) and of the interval ([`INTERVALS`] order) whose
+    /// ring this is: a key for caches of converted candles.
+    pub symbol: usize,
+    pub interval: usize,
+}
+
+impl CandleView<'_> {
+    pub(crate) fn at(self, symbol: usize, iv: Interval) -> Self {
+        CandleView {
+            symbol,
+            interval: iv.0,
+            ..self
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.bars.len() - self.first
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Open time of candle `i` (0 = oldest in the answer).
+    #[inline]
+    pub fn open_ms(&self, i: usize) -> u64 {
+        self.bars[self.first + i].open_ms
+    }
+
+    /// Candle `i` as floats.
+    #[inline]
+    pub fn candle(&self, i: usize) -> Candle {
+        to_candle(&self.bars[self.first + i], self.pd, self.sd)
+    }
+
+    /// Whether candle `i` can no longer change (every candle but the newest held).
+    #[inline]
+    pub fn is_final(&self, i: usize) -> bool {
+        self.first + i + 1 < self.bars.len()
+    }
+
+    /// Open time of the oldest candle the ring still holds (not only in this answer); None
+    /// when it holds none. Candles with an older open time have been evicted.
+    pub fn oldest_held_ms(&self) -> Option<u64> {
+        self.bars.front().map(|b| b.open_ms)
+    }
+
+    pub fn to_vec(&self) -> Vec<Candle> {
+        self.bars
+            .range(self.first..)
+            .map(|b| to_candle(b, self.pd, self.sd))
+            .collect()
     }
 }
 

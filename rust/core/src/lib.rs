@@ -21,7 +21,9 @@ mod tick;
 mod universe;
 
 pub use crate::core::{Config, Core, Stats};
-pub use candles::{Candle, Interval, DEFAULT_CAPACITY as DEFAULT_CANDLE_CAPACITY, INTERVALS};
+pub use candles::{
+    Candle, CandleView, Interval, DEFAULT_CAPACITY as DEFAULT_CANDLE_CAPACITY, INTERVALS,
+};
 pub use error::Error;
 pub use fanout::Mode;
 pub use frame::{format_units, format_units_signed, Frame};

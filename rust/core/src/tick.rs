@@ -1,7 +1,7 @@
 //! Tick validation (all or nothing, spec messages) and application: seq, candles, latest,
 //! rate and the auto switch, fan-out of `market_data`, window opening and alerts.
 
-use crate::candles::Interval;
+use crate::candles::{CandleView, Interval};
 use crate::core::{latest_frame, Core, LatestTick};
 use crate::error::{unknown_symbol_message, Error, Result};
 use crate::fanout::{BATCH, CONFLATE};
@@ -343,9 +343,8 @@ impl<F: Frame> Core<F> {
         interval: &str,
         since_ms: i64,
     ) -> Result<(Vec<Candle>, bool)> {
-        let (sym, iv) = self.candle_args(symbol, interval)?;
-        let s = &self.syms[sym];
-        Ok(s.candles.backfill(iv, since_ms, s.pd, s.sd))
+        let v = self.backfill_view(symbol, interval, since_ms)?;
+        Ok((v.to_vec(), v.complete))
     }
 
     pub fn recent_candles(
@@ -354,13 +353,39 @@ impl<F: Frame> Core<F> {
         interval: &str,
         limit: i64,
     ) -> Result<(Vec<Candle>, bool)> {
+        let v = self.recent_candles_view(symbol, interval, limit)?;
+        Ok((v.to_vec(), v.complete))
+    }
+
+    /// [`Core::backfill`] as an unconverted view, with the (symbol index, interval index)
+    /// of the ring it reads.
+    pub fn backfill_view(
+        &self,
+        symbol: &str,
+        interval: &str,
+        since_ms: i64,
+    ) -> Result<CandleView<'_>> {
+        let (sym, iv) = self.candle_args(symbol, interval)?;
+        let s = &self.syms[sym];
+        Ok(s.candles
+            .backfill_view(iv, since_ms, s.pd, s.sd)
+            .at(sym, iv))
+    }
+
+    /// [`Core::recent_candles`] as an unconverted view (see [`Core::backfill_view`]).
+    pub fn recent_candles_view(
+        &self,
+        symbol: &str,
+        interval: &str,
+        limit: i64,
+    ) -> Result<CandleView<'_>> {
         let (sym, iv) = self.candle_args(symbol, interval)?;
         if limit < 1 {
             return Err(Error::invalid("limit must be >= 1"));
         }
         let s = &self.syms[sym];
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-        Ok(s.candles.recent(iv, limit, s.pd, s.sd))
+        Ok(s.candles.recent_view(iv, limit, s.pd, s.sd).at(sym, iv))
     }
 
     /// Arm a price alert (spec order of checks: symbol, direction, level, id).

@@ -5,14 +5,22 @@
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
-use tickfan_core::{Candle, Config, Core, Num, RawTick, SymbolSpec, TickItem, Ts};
+use tickfan_core::{Config, Core, Num, RawTick, SymbolSpec, TickItem, Ts};
 
+use crate::candles::CandleCache;
 use crate::error::IntoPyResult;
 use crate::frame::PyFrame;
+use crate::pylist;
 
 #[pyclass(module = "tickfan._core", name = "Core")]
 pub struct PyCore {
     inner: Core<PyFrame>,
+    /// Tuples of final candles already handed out (see `candles.rs`).
+    candles: CandleCache,
+    /// The int object of each live connection id, at `id - 1` (ids are 1, 2, 3, ... and never
+    /// reused): `take_ready` lists one per woken writer, sharing these rather than building
+    /// 10,000 new ints per hand-off. Dropped on disconnect.
+    ids: Vec<Option<Py<PyInt>>>,
 }
 
 /// An int or float (bool excluded) as the core sees it: `float(value)`, +-inf for an int too
@@ -83,15 +91,6 @@ struct Parsed<'py> {
     ts: Ts,
 }
 
-fn candles(py: Python<'_>, (bars, complete): (Vec<Candle>, bool)) -> PyResult<Bound<'_, PyTuple>> {
-    let list = PyList::new(
-        py,
-        bars.iter()
-            .map(|c| (c.open_ms, c.open, c.high, c.low, c.close, c.volume)),
-    )?;
-    (list, complete).into_pyobject(py)
-}
-
 /// A name argument as text: a str as is, anything else as its `str()` (never a known name
 /// in practice, so it gets the spec's unknown-name error).
 fn text(obj: &Bound<'_, PyAny>) -> PyResult<String> {
@@ -113,6 +112,27 @@ fn strs<'py>(seq: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyString>>> {
         out.push(item?.cast_into::<PyString>()?);
     }
     Ok(out)
+}
+
+impl PyCore {
+    fn id_slot(&mut self, conn_id: i64) -> Option<&mut Option<Py<PyInt>>> {
+        let i = usize::try_from(conn_id).ok()?.checked_sub(1)?;
+        self.ids.get_mut(i)
+    }
+
+    /// Connection ids as a list of their shared int objects.
+    fn id_list<'py>(&mut self, py: Python<'py>, ids: &[u64]) -> PyResult<Bound<'py, PyList>> {
+        let list = pylist::with_len(py, ids.len())?;
+        for (i, &id) in ids.iter().enumerate() {
+            let obj = match self.id_slot(id as i64) {
+                Some(Some(obj)) => obj.bind(py).clone(),
+                // Not expected (the core lists live ids only): a new int of the same value.
+                _ => id.into_pyobject(py)?,
+            };
+            pylist::put(&list, i, obj.into_any());
+        }
+        Ok(list)
+    }
 }
 
 #[pymethods]
@@ -180,6 +200,8 @@ impl PyCore {
         };
         Ok(PyCore {
             inner: Core::new(specs, cfg).py_err(py)?,
+            candles: CandleCache::default(),
+            ids: Vec::new(),
         })
     }
 
@@ -252,12 +274,20 @@ impl PyCore {
         self.inner.is_high_frequency(&text(symbol)?).py_err(py)
     }
 
-    fn connect(&mut self) -> u64 {
-        self.inner.connect()
+    fn connect<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyInt>> {
+        let id = self.inner.connect();
+        let obj = id.into_pyobject(py)?;
+        // Ids are consecutive from 1: slot `id - 1` is the next one.
+        debug_assert_eq!(self.ids.len() as u64 + 1, id);
+        self.ids.push(Some(obj.clone().unbind()));
+        Ok(obj)
     }
 
     fn disconnect(&mut self, conn_id: i64) {
-        self.inner.disconnect(conn_id)
+        self.inner.disconnect(conn_id);
+        if let Some(slot) = self.id_slot(conn_id) {
+            *slot = None;
+        }
     }
 
     #[pyo3(signature = (conn_id, symbols, mode="auto", interval_ms=None, now_ms=0))]
@@ -345,28 +375,32 @@ impl PyCore {
         conn_id: i64,
         max_frames: i64,
     ) -> PyResult<Bound<'py, PyList>> {
-        // Most calls find an empty queue (a writer woken for one frame drains again): answer
-        // those without building anything.
+        // Sized first: the frames leave the queue only once their list exists.
         let n = self.inner.drain_len(conn_id, max_frames);
-        if n == 0 {
-            return Ok(PyList::empty(py));
+        let list = pylist::with_len(py, n)?;
+        if n > 0 {
+            let frames = self.inner.drain_frames(conn_id, max_frames);
+            // Every slot must be filled (an empty one would crash the caller).
+            assert_eq!(frames.len(), n, "drain_len and drain_frames disagree");
+            for (i, f) in frames.enumerate() {
+                pylist::put(&list, i, f.obj.into_bound(py).into_any());
+            }
         }
-        PyList::new(
-            py,
-            self.inner.drain_frames(conn_id, max_frames).map(|f| f.obj),
-        )
+        Ok(list)
     }
 
     fn queued(&self, py: Python<'_>, conn_id: i64) -> PyResult<(usize, usize)> {
         self.inner.queued(conn_id).py_err(py)
     }
 
-    fn take_ready(&mut self) -> Vec<u64> {
-        self.inner.take_ready()
+    fn take_ready<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let ids = self.inner.take_ready();
+        self.id_list(py, &ids)
     }
 
-    fn take_overflowed(&mut self) -> Vec<u64> {
-        self.inner.take_overflowed()
+    fn take_overflowed<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let ids = self.inner.take_overflowed();
+        self.id_list(py, &ids)
     }
 
     fn flush(&mut self, now_ms: i64) {
@@ -391,33 +425,31 @@ impl PyCore {
     }
 
     fn backfill<'py>(
-        &self,
+        &mut self,
         py: Python<'py>,
         symbol: &Bound<'py, PyAny>,
         interval: &Bound<'py, PyAny>,
         since_ms: i64,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        candles(
-            py,
-            self.inner
-                .backfill(&text(symbol)?, &text(interval)?, since_ms)
-                .py_err(py)?,
-        )
+        let view = self
+            .inner
+            .backfill_view(&text(symbol)?, &text(interval)?, since_ms)
+            .py_err(py)?;
+        self.candles.answer(py, &view)
     }
 
     fn recent_candles<'py>(
-        &self,
+        &mut self,
         py: Python<'py>,
         symbol: &Bound<'py, PyAny>,
         interval: &Bound<'py, PyAny>,
         limit: i64,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        candles(
-            py,
-            self.inner
-                .recent_candles(&text(symbol)?, &text(interval)?, limit)
-                .py_err(py)?,
-        )
+        let view = self
+            .inner
+            .recent_candles_view(&text(symbol)?, &text(interval)?, limit)
+            .py_err(py)?;
+        self.candles.answer(py, &view)
     }
 
     fn add_alert(

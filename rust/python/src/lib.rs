@@ -1,9 +1,11 @@
 //! `tickfan._core`: the PyO3 binding of `tickfan-core`. Thin wrappers only; errors become
 //! Python exceptions in `error.rs` alone.
 
+mod candles;
 mod core;
 mod error;
 mod frame;
+mod pylist;
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
