@@ -217,6 +217,10 @@ async def run_one(spec_name: str, sc: Scenario, args: argparse.Namespace, log_di
             p.send("END")
         results = await asyncio.gather(*(p.expect("RESULT", 60) for p in procs))
         row.update(summarise(results, pub, subscribers, cpu1 - cpu0, wall1 - wall0))
+        # Against the rate asked rather than the rate the server managed to ingest.
+        asked = sc.rate / len(names) * pub["duration_s"] * sum(subscribers.values())
+        row["asked_deliveries"] = asked
+        row["delivered_of_asked_pct"] = 100.0 * row["delivered_ticks"] / asked if asked else None
         row["server_rss_bytes"] = rss_busy
         row["machine_cpu_pct"] = machine_pct
         row["machine_saturated"] = machine_pct >= 90.0
