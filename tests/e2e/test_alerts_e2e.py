@@ -3,45 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
-import time
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-from restartable import CORES, Client, ServerProcess, barrier, bearer, open_socket, recv, recv_until
+
+from tickfan_e2e import Client, Server, barrier, bearer, next_ts, recv_json, recv_until, users
 
 pytestmark = pytest.mark.e2e
 
-_ts = itertools.count(int(time.time() * 1000))
-
 
 def tick(symbol: str, price: float, size: float = 1.0) -> dict[str, Any]:
-    return {"symbol": symbol, "price": price, "size": size, "ts": next(_ts)}
-
-
-@pytest.fixture(scope="module", params=CORES)
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    s = ServerProcess(request.param, tmp_path_factory.mktemp(f"alerts-{request.param}"))
-    s.start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture(params=CORES)
-def fresh_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProcess]:
-    s = ServerProcess(request.param, tmp_path / "data")
-    s.start()
-    yield s
-    s.stop()
-
-
-def users(*names: str) -> list[str]:
-    tag = uuid.uuid4().hex[:8]
-    return [f"{n}-{tag}" for n in names]
+    return {"symbol": symbol, "price": price, "size": size, "ts": next_ts()}
 
 
 async def create(c: Client, user: str, body: dict[str, Any]) -> httpx.Response:
@@ -52,11 +26,11 @@ def is_alert(m: dict[str, Any]) -> bool:
     return m.get("type") == "notification" and m["notification"]["kind"] == "price_alert"
 
 
-def test_crud_is_per_user_and_validated(server: ServerProcess) -> None:
+def test_crud_is_per_user_and_validated(plain_server: Server) -> None:
     alice, bob = users("alice", "bob")
 
     async def scenario() -> None:
-        async with Client(server) as c:
+        async with Client(plain_server) as c:
             r = await create(c, alice, {"symbol": "BTC/USD", "above": 99999.5})
             assert r.status_code == 201 and set(r.json()) == {"id"}
             a1 = r.json()["id"]
@@ -94,20 +68,20 @@ def test_crud_is_per_user_and_validated(server: ServerProcess) -> None:
     asyncio.run(scenario())
 
 
-def test_an_alert_fires_exactly_once_across_many_ticks(server: ServerProcess) -> None:
+def test_an_alert_fires_exactly_once_across_many_ticks(plain_server: Server) -> None:
     alice, bob = users("alice", "bob")
 
     async def scenario() -> None:
-        async with Client(server) as c:
+        async with Client(plain_server) as c:
             symbol = "SOL/USD"
             assert (await c.publish_ticks([tick(symbol, 100.0)])).status_code == 202
             up = (await create(c, alice, {"symbol": symbol, "above": 105.5})).json()["id"]
             down = (await create(c, alice, {"symbol": symbol, "below": 90.0})).json()["id"]
             other = (await create(c, bob, {"symbol": symbol, "above": 1000.0})).json()["id"]
-            a, _ = await open_socket(server, "/ws/notifications", alice)
-            b, _ = await open_socket(server, "/ws/notifications", bob)
-            await recv(a)
-            await recv(b)
+            a = await plain_server.authed(alice, "/ws/notifications")
+            b = await plain_server.authed(bob, "/ws/notifications")
+            await recv_json(a)
+            await recv_json(b)
             # Below the level: nothing. Then the crossing tick, then many more beyond it.
             assert (await c.publish_ticks([tick(symbol, p) for p in (101.0, 104.9, 105.499)])).status_code == 202
             assert (await c.publish_ticks([tick(symbol, 105.6), tick(symbol, 107.0)])).status_code == 202
@@ -144,17 +118,17 @@ def test_an_alert_fires_exactly_once_across_many_ticks(server: ServerProcess) ->
     asyncio.run(scenario())
 
 
-def test_a_deleted_alert_does_not_fire(server: ServerProcess) -> None:
+def test_a_deleted_alert_does_not_fire(plain_server: Server) -> None:
     (carol,) = users("carol")
 
     async def scenario() -> None:
-        async with Client(server) as c:
+        async with Client(plain_server) as c:
             symbol = "ADA/USD"
             gone = (await create(c, carol, {"symbol": symbol, "above": 0.5})).json()["id"]
             kept = (await create(c, carol, {"symbol": symbol, "above": 0.6})).json()["id"]
             assert (await c.http.delete(f"/api/alerts/{gone}", headers=bearer(carol))).status_code == 204
-            ws, _ = await open_socket(server, "/ws/notifications", carol)
-            await recv(ws)
+            ws = await plain_server.authed(carol, "/ws/notifications")
+            await recv_json(ws)
             await c.publish_ticks([tick(symbol, 0.7)])
             fired, before = await recv_until(ws, is_alert)
             assert fired["notification"]["data"]["alert_id"] == kept and before == []
@@ -166,16 +140,16 @@ def test_a_deleted_alert_does_not_fire(server: ServerProcess) -> None:
     asyncio.run(scenario())
 
 
-def test_alerts_survive_a_restart_and_fire_once_after_it(fresh_server: ServerProcess) -> None:
-    server = fresh_server
+def test_alerts_survive_a_restart_and_fire_once_after_it(fresh_server: Callable[..., Server]) -> None:
+    server = fresh_server()
     symbol = "ETH/USD"
 
     async def before() -> tuple[int, int]:
         async with Client(server) as c:
             armed = (await create(c, "ivy", {"symbol": symbol, "above": 3000.0})).json()["id"]
             fired = (await create(c, "ivy", {"symbol": symbol, "below": 2000.0})).json()["id"]
-            ws, _ = await open_socket(server, "/ws/notifications", "ivy")
-            await recv(ws)
+            ws = await server.authed("ivy", "/ws/notifications")
+            await recv_json(ws)
             await c.publish_ticks([tick(symbol, 1999.99)])
             m, _ = await recv_until(ws, is_alert)
             assert m["notification"]["data"]["alert_id"] == fired
@@ -186,8 +160,8 @@ def test_alerts_survive_a_restart_and_fire_once_after_it(fresh_server: ServerPro
         async with Client(server) as c:
             alerts = (await c.http.get("/api/alerts", headers=bearer("ivy"))).json()["alerts"]
             assert [(x["id"], x["direction"], x["level"]) for x in alerts] == [(armed, "above", 3000.0)]
-            ws, _ = await open_socket(server, "/ws/notifications", "ivy")
-            initial = (await recv(ws))["notifications"]
+            ws = await server.authed("ivy", "/ws/notifications")
+            initial = (await recv_json(ws))["notifications"]
             assert [n["data"]["alert_id"] for n in initial] == [fired]  # stored, still unread
             # The re-armed alert fires; the one that fired before the restart does not again.
             await c.publish_ticks([tick(symbol, 1500.0), tick(symbol, 3000.0), tick(symbol, 3100.0)])

@@ -3,48 +3,34 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
-from restartable import CORES, Client, ServerProcess, barrier, bearer, open_socket, recv
+
+from tickfan_e2e import Client, Server, barrier, bearer, recv_json, users
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module", params=CORES)
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    s = ServerProcess(request.param, tmp_path_factory.mktemp(f"bots-{request.param}"))
-    s.start()
-    yield s
-    s.stop()
-
-
-def users(*names: str) -> list[str]:
-    tag = uuid.uuid4().hex[:8]
-    return [f"{n}-{tag}" for n in names]
-
-
-def test_initial_state_then_live_updates_and_users_never_see_each_other(server: ServerProcess) -> None:
+def test_initial_state_then_live_updates_and_users_never_see_each_other(plain_server: Server) -> None:
     alice, bob = users("alice", "bob")
 
     async def scenario() -> None:
-        async with Client(server) as c:
+        async with Client(plain_server) as c:
             assert (await c.bot_status(alice, "zeta", "running", {"pnl": 1.5})).json()["running_count"] == 1
             assert (await c.bot_status(alice, "alpha", "paused")).json()["running_count"] == 1
             assert (await c.bot_status(bob, "alpha", "running")).status_code == 200  # same bot_id
 
-            a, _ = await open_socket(server, "/ws/bot-status", alice)
-            b, _ = await open_socket(server, "/ws/bot-status", bob)
-            first = [await recv(a), await recv(a)]
+            a = await plain_server.authed(alice, "/ws/bot-status")
+            b = await plain_server.authed(bob, "/ws/bot-status")
+            first = [await recv_json(a), await recv_json(a)]
             assert [(m["type"], m["bot_id"], m["status"], m["running_count"]) for m in first] == [
                 ("bot_status", "alpha", "paused", 1),
                 ("bot_status", "zeta", "running", 1),
             ]
             assert first[1]["detail"] == {"pnl": 1.5} and first[0]["detail"] is None
             assert isinstance(first[0]["ts"], int) and first[0]["ts"] > 1_600_000_000_000
-            bob_first = await recv(b)
+            bob_first = await recv_json(b)
             assert (bob_first["bot_id"], bob_first["status"], bob_first["running_count"]) == ("alpha", "running", 1)
             assert await barrier(a) == [] and await barrier(b) == []  # nothing else initially
 
@@ -52,17 +38,17 @@ def test_initial_state_then_live_updates_and_users_never_see_each_other(server: 
             expected_counts = [("alpha", "running", 2), ("zeta", "stopping", 1), ("alpha", "error", 0)]
             for bot, status, count in expected_counts:
                 assert (await c.bot_status(alice, bot, status)).json()["running_count"] == count
-                m = await recv(a)
+                m = await recv_json(a)
                 assert (m["bot_id"], m["status"], m["running_count"]) == (bot, status, count)
             assert await barrier(b) == []  # bob saw none of alice's updates
             await c.bot_status(bob, "alpha", "stopped")
-            m = await recv(b)
+            m = await recv_json(b)
             assert (m["bot_id"], m["status"], m["running_count"]) == ("alpha", "stopped", 0)
             assert await barrier(a) == []
 
             # A second socket of alice starts from the current state.
-            a2, _ = await open_socket(server, "/ws/bot-status", alice)
-            again = [await recv(a2), await recv(a2)]
+            a2 = await plain_server.authed(alice, "/ws/bot-status")
+            again = [await recv_json(a2), await recv_json(a2)]
             assert [(m["bot_id"], m["status"], m["running_count"]) for m in again] == [
                 ("alpha", "error", 0),
                 ("zeta", "stopping", 0),
@@ -73,11 +59,11 @@ def test_initial_state_then_live_updates_and_users_never_see_each_other(server: 
     asyncio.run(scenario())
 
 
-def test_a_user_without_bots_gets_no_initial_messages(server: ServerProcess) -> None:
+def test_a_user_without_bots_gets_no_initial_messages(plain_server: Server) -> None:
     (carol,) = users("carol")
 
     async def scenario() -> None:
-        ws, _ = await open_socket(server, "/ws/bot-status", carol)
+        ws = await plain_server.authed(carol, "/ws/bot-status")
         assert await barrier(ws) == []
         await ws.close()
 
@@ -95,24 +81,24 @@ def test_a_user_without_bots_gets_no_initial_messages(server: ServerProcess) -> 
         {"status": "running", "extra": True},
     ],
 )
-def test_invalid_updates_are_422_and_change_nothing(server: ServerProcess, body: dict[str, object]) -> None:
+def test_invalid_updates_are_422_and_change_nothing(plain_server: Server, body: dict[str, object]) -> None:
     (dave,) = users("dave")
     payload = {"user_id": dave, **body}
-    with httpx.Client(base_url=server.http) as c:
+    with httpx.Client(base_url=plain_server.http) as c:
         r = c.post("/api/bots/b1/status", json=payload, headers=bearer("svc", publish=True))
         assert r.status_code == 422, r.text
         assert "error" in r.json()
 
     async def scenario() -> None:
-        ws, _ = await open_socket(server, "/ws/bot-status", dave)
+        ws = await plain_server.authed(dave, "/ws/bot-status")
         assert await barrier(ws) == []  # no bot was recorded
         await ws.close()
 
     asyncio.run(scenario())
 
 
-def test_publishing_needs_the_publish_scope(server: ServerProcess) -> None:
-    with httpx.Client(base_url=server.http) as c:
+def test_publishing_needs_the_publish_scope(plain_server: Server) -> None:
+    with httpx.Client(base_url=plain_server.http) as c:
         body = {"user_id": "eve", "status": "running", "detail": None}
         assert c.post("/api/bots/b1/status", json=body).status_code == 401
         assert c.post("/api/bots/b1/status", json=body, headers=bearer("eve")).status_code == 403

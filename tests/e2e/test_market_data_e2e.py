@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 
 async def subscribe(ws: Any, symbols: list[str], **extra: Any) -> dict[str, Any]:
     await ws.send(json.dumps({"type": "subscribe", "symbols": symbols, **extra}))
-    return await recv_until(ws, lambda m: m["type"] == "subscribed")
+    return (await recv_until(ws, lambda m: m["type"] == "subscribed"))[0]
 
 
 def test_subscribe_ack_epoch_and_snapshot(server: Server) -> None:
@@ -122,7 +122,7 @@ def test_auto_mode_sends_low_rate_symbols_as_ticks(server: Server) -> None:
             assert ack["mode"] == "auto"
             ts = now_ms()
             assert (await server.apublish([{"symbol": "SOL/USD", "price": 98.412, "size": 1.0, "ts": ts}])).status_code == 202
-            return await recv_until(ws, lambda m: m.get("ts") == ts)
+            return (await recv_until(ws, lambda m: m.get("ts") == ts))[0]
 
     assert run(scenario())["type"] == "market_data"
 
@@ -132,7 +132,7 @@ def test_unsubscribe_stops_the_stream(server: Server) -> None:
         async with await server.authed() as ws:
             await subscribe(ws, ["BTC/EUR", "ETH/BTC"], mode="tick")
             await ws.send(json.dumps({"type": "unsubscribe", "symbols": ["BTC/EUR", "SOL/USD"]}))
-            ack = await recv_until(ws, lambda m: m["type"] == "unsubscribed")
+            ack, _ = await recv_until(ws, lambda m: m["type"] == "unsubscribed")
             ts = now_ms()
             ticks = [{"symbol": "BTC/EUR", "price": 39870.5, "size": 1.0, "ts": ts}, {"symbol": "ETH/BTC", "price": 0.053125, "size": 1.0, "ts": ts}]
             assert (await server.apublish(ticks)).status_code == 202
@@ -156,7 +156,7 @@ def test_resubscribe_replaces_mode(server: Server) -> None:
             ack = await subscribe(ws, ["LTC/USD"], mode="tick")
             ts = now_ms()
             assert (await server.apublish([{"symbol": "LTC/USD", "price": 71.25, "size": 2.0, "ts": ts}])).status_code == 202
-            return ack, await recv_until(ws, lambda m: m.get("ts") == ts or m["type"] == "market_data_batch", timeout=3)
+            return ack, (await recv_until(ws, lambda m: m.get("ts") == ts or m["type"] == "market_data_batch", timeout=3))[0]
 
     ack, message = run(scenario())
     assert ack["mode"] == "tick"
@@ -213,13 +213,13 @@ def test_slow_consumer_is_closed_1013_while_others_keep_receiving(server: Server
             assert time.monotonic() < deadline, "the slow consumer was never disconnected"
             ts = now_ms()
             assert (await server.apublish([{"symbol": "ETH/USD", "price": 2291.55, "size": 1.0, "ts": ts}])).status_code == 202
-            received.append((await recv_until(fast, lambda m: m.get("ts") == ts))["seq"])
+            received.append((await recv_until(fast, lambda m: m.get("ts") == ts))[0]["seq"])
         ts = now_ms()
         assert (await server.apublish([{"symbol": "ETH/USD", "price": 2291.56, "size": 1.0, "ts": ts}])).status_code == 202
-        received.append((await recv_until(fast, lambda m: m.get("ts") == ts))["seq"])
+        received.append((await recv_until(fast, lambda m: m.get("ts") == ts))[0]["seq"])
         code, seen = await expect_close(slow, timeout=20)
         await fast.send(json.dumps({"type": "ping", "ts": 5}))
-        assert (await recv_until(fast, lambda m: m["type"] == "pong"))["ts"] == 5
+        assert (await recv_until(fast, lambda m: m["type"] == "pong"))[0]["ts"] == 5
         await fast.close()
         return code, seen, received
 

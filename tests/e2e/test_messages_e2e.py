@@ -57,7 +57,7 @@ def test_recoverable_errors_keep_the_socket_open(server: Server, frame: str, cod
             await ws.send(frame)
             error = await recv_json(ws)
             await ws.send(json.dumps({"type": "ping", "ts": 3}))
-            pong = await recv_until(ws, lambda m: m["type"] == "pong")
+            pong, _ = await recv_until(ws, lambda m: m["type"] == "pong")
             return error, pong
 
     error, pong = run(scenario())
@@ -71,7 +71,7 @@ def test_unknown_symbols_are_named_and_known_ones_still_subscribed(server: Serve
         async with await server.authed() as ws:
             await ws.send(json.dumps({"type": "subscribe", "symbols": ["ETH/USD", "NOPE/XYZ"], "mode": "tick"}))
             error = await recv_json(ws)
-            ack = await recv_until(ws, lambda m: m["type"] == "subscribed")
+            ack, _ = await recv_until(ws, lambda m: m["type"] == "subscribed")
             return error, ack
 
     error, ack = run(scenario())
@@ -87,7 +87,7 @@ def test_too_many_symbols_applies_nothing(server: Server) -> None:
             await ws.send(json.dumps({"type": "subscribe", "symbols": many, "mode": "tick"}))
             error = await recv_json(ws)
             await ws.send(json.dumps({"type": "subscribe", "symbols": many[:6], "mode": "tick"}))
-            ack = await recv_until(ws, lambda m: m["type"] == "subscribed")
+            ack, _ = await recv_until(ws, lambda m: m["type"] == "subscribed")
             return error, ack
 
     error, ack = run(scenario())

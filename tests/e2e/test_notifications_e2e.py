@@ -4,52 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-from restartable import CORES, Client, ServerProcess, barrier, bearer, open_socket, recv
+
+from tickfan_e2e import Client, Server, barrier, bearer, recv_json, users
 
 pytestmark = pytest.mark.e2e
 
 N_KEYS = {"id", "kind", "title", "body", "data", "created_at", "read"}
 
 
-@pytest.fixture(scope="module", params=CORES)
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    s = ServerProcess(request.param, tmp_path_factory.mktemp(f"notif-{request.param}"))
-    s.start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture(params=CORES)
-def fresh_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProcess]:
-    s = ServerProcess(request.param, tmp_path / "data")
-    s.start()
-    yield s
-    s.stop()
-
-
-def users(*names: str) -> list[str]:
-    tag = uuid.uuid4().hex[:8]
-    return [f"{n}-{tag}" for n in names]
-
-
-def test_initial_then_live_and_users_are_isolated(server: ServerProcess) -> None:
+def test_initial_then_live_and_users_are_isolated(plain_server: Server) -> None:
     alice, bob = users("alice", "bob")
 
     async def scenario() -> None:
-        async with Client(server) as c:
+        async with Client(plain_server) as c:
             a_ids = [await c.notify(alice, f"a{i}", data={"i": i}) for i in range(3)]
             b_id = await c.notify(bob, "b0")
             assert a_ids == sorted(a_ids) and a_ids[-1] < b_id
-            a, _ = await open_socket(server, "/ws/notifications", alice)
-            b, _ = await open_socket(server, "/ws/notifications", bob)
-            initial = await recv(a)
+            a = await plain_server.authed(alice, "/ws/notifications")
+            b = await plain_server.authed(bob, "/ws/notifications")
+            initial = await recv_json(a)
             assert initial["type"] == "initial_notifications"
             got = initial["notifications"]
             assert [n["id"] for n in got] == a_ids  # oldest first
@@ -57,10 +35,10 @@ def test_initial_then_live_and_users_are_isolated(server: ServerProcess) -> None
             assert [(n["title"], n["body"], n["kind"], n["data"]) for n in got] == [
                 (f"a{i}", f"body of a{i}", "info", {"i": i}) for i in range(3)
             ]
-            assert [n["id"] for n in (await recv(b))["notifications"]] == [b_id]
+            assert [n["id"] for n in (await recv_json(b))["notifications"]] == [b_id]
 
             live_id = await c.notify(alice, "live", kind="trade", data=None)
-            live = await recv(a)
+            live = await recv_json(a)
             assert live["type"] == "notification"
             assert live["notification"]["id"] == live_id > b_id
             assert (live["notification"]["kind"], live["notification"]["data"]) == ("trade", None)
@@ -72,41 +50,41 @@ def test_initial_then_live_and_users_are_isolated(server: ServerProcess) -> None
     asyncio.run(scenario())
 
 
-def test_initial_holds_the_50_most_recent_unread_oldest_first(server: ServerProcess) -> None:
+def test_initial_holds_the_50_most_recent_unread_oldest_first(plain_server: Server) -> None:
     (carol,) = users("carol")
 
     async def scenario() -> None:
-        async with Client(server) as c:
+        async with Client(plain_server) as c:
             ids = [await c.notify(carol, f"n{i}") for i in range(60)]
             r = await c.http.post("/api/notifications/read", json={"ids": ids[-3:]}, headers=bearer(carol))
             assert r.json() == {"ids": ids[-3:]}
-        ws, _ = await open_socket(server, "/ws/notifications", carol)
-        initial = (await recv(ws))["notifications"]
+        ws = await plain_server.authed(carol, "/ws/notifications")
+        initial = (await recv_json(ws))["notifications"]
         assert [n["id"] for n in initial] == ids[7:57]
         await ws.close()
 
     asyncio.run(scenario())
 
 
-def test_mark_read_over_the_socket_touches_only_own_ids(server: ServerProcess) -> None:
+def test_mark_read_over_the_socket_touches_only_own_ids(plain_server: Server) -> None:
     alice, bob = users("alice", "bob")
 
     async def scenario() -> None:
-        async with Client(server) as c:
+        async with Client(plain_server) as c:
             a1 = await c.notify(alice, "a1")
             a2 = await c.notify(alice, "a2")
             b1 = await c.notify(bob, "b1")
-            a, _ = await open_socket(server, "/ws/notifications", alice)
-            await recv(a)  # initial
+            a = await plain_server.authed(alice, "/ws/notifications")
+            await recv_json(a)  # initial
             # bob's id and an unknown id are ignored and not echoed; duplicates collapse.
             await a.send(json.dumps({"type": "mark_read", "ids": [b1, a1, 10**12, a1]}))
-            assert await recv(a) == {"type": "marked_read", "ids": [a1]}
+            assert await recv_json(a) == {"type": "marked_read", "ids": [a1]}
             await a.send(json.dumps({"type": "mark_read", "ids": [a1]}))  # idempotent
-            assert await recv(a) == {"type": "marked_read", "ids": [a1]}
+            assert await recv_json(a) == {"type": "marked_read", "ids": [a1]}
             await a.send(json.dumps({"type": "mark_read", "ids": ["x"]}))
-            assert (await recv(a))["code"] == "invalid_message"
+            assert (await recv_json(a))["code"] == "invalid_message"
             await a.send(json.dumps({"type": "mark_read", "ids": [-1]}))
-            assert (await recv(a))["code"] == "invalid_message"
+            assert (await recv_json(a))["code"] == "invalid_message"
             assert [(n["id"], n["read"]) for n in await c.poll(alice)] == [(a1, True), (a2, False)]
             assert [(n["id"], n["read"]) for n in await c.poll(bob)] == [(b1, False)]
             # Over HTTP, same rule.
@@ -118,17 +96,17 @@ def test_mark_read_over_the_socket_touches_only_own_ids(server: ServerProcess) -
     asyncio.run(scenario())
 
 
-def test_polling_and_socket_views_agree(server: ServerProcess) -> None:
+def test_polling_and_socket_views_agree(plain_server: Server) -> None:
     (dave,) = users("dave")
 
     async def scenario() -> None:
-        async with Client(server) as c:
+        async with Client(plain_server) as c:
             before = [await c.notify(dave, f"old{i}", data={"n": i}) for i in range(3)]
-            ws, _ = await open_socket(server, "/ws/notifications", dave)
-            seen = list((await recv(ws))["notifications"])
+            ws = await plain_server.authed(dave, "/ws/notifications")
+            seen = list((await recv_json(ws))["notifications"])
             for i in range(5):
                 await c.notify(dave, f"new{i}", kind="warning", data={"nested": {"k": [i]}})
-                seen.append((await recv(ws))["notification"])
+                seen.append((await recv_json(ws))["notification"])
             polled = await c.poll(dave)
             assert polled == seen
             assert [n["id"] for n in seen][:3] == before
@@ -144,15 +122,15 @@ def test_polling_and_socket_views_agree(server: ServerProcess) -> None:
             assert pages == polled
             # After marking read on the socket, polling shows it.
             await ws.send(json.dumps({"type": "mark_read", "ids": [seen[0]["id"], seen[4]["id"]]}))
-            assert (await recv(ws))["ids"] == [seen[0]["id"], seen[4]["id"]]
+            assert (await recv_json(ws))["ids"] == [seen[0]["id"], seen[4]["id"]]
             assert [n["read"] for n in await c.poll(dave)] == [True, False, False, False, True, False, False, False]
             await ws.close()
 
     asyncio.run(scenario())
 
 
-def test_http_validation_and_scopes(server: ServerProcess) -> None:
-    with httpx.Client(base_url=server.http) as c:
+def test_http_validation_and_scopes(plain_server: Server) -> None:
+    with httpx.Client(base_url=plain_server.http) as c:
         body = {"user_id": "erin", "kind": "info", "title": "t", "body": "b", "data": None}
         assert c.post("/api/notifications", json=body).status_code == 401
         assert c.post("/api/notifications", json=body, headers=bearer("erin")).status_code == 403
@@ -170,11 +148,11 @@ def test_http_validation_and_scopes(server: ServerProcess) -> None:
         assert c.get("/api/notifications", headers=bearer("erin")).json() == {"notifications": []}
 
 
-def test_default_limit_is_100(server: ServerProcess) -> None:
+def test_default_limit_is_100(plain_server: Server) -> None:
     (frank,) = users("frank")
 
     async def scenario() -> None:
-        async with Client(server) as c:
+        async with Client(plain_server) as c:
             ids = [await c.notify(frank, f"n{i}") for i in range(105)]
             assert [n["id"] for n in await c.poll(frank)] == ids[:100]
             assert [n["id"] for n in await c.poll(frank, after=ids[99])] == ids[100:]
@@ -182,8 +160,8 @@ def test_default_limit_is_100(server: ServerProcess) -> None:
     asyncio.run(scenario())
 
 
-def test_notifications_survive_a_restart_with_read_state_and_id_order(fresh_server: ServerProcess) -> None:
-    server = fresh_server
+def test_notifications_survive_a_restart_with_read_state_and_id_order(fresh_server: Callable[..., Server]) -> None:
+    server = fresh_server()
 
     async def before() -> tuple[list[int], list[dict[str, Any]]]:
         async with Client(server) as c:
@@ -196,12 +174,12 @@ def test_notifications_survive_a_restart_with_read_state_and_id_order(fresh_serv
     async def after(ids: list[int], polled: list[dict[str, Any]]) -> None:
         async with Client(server) as c:
             assert await c.poll("gina") == polled  # same ids, order, content and read state
-            ws, _ = await open_socket(server, "/ws/notifications", "gina")
-            initial = (await recv(ws))["notifications"]
+            ws = await server.authed("gina", "/ws/notifications")
+            initial = (await recv_json(ws))["notifications"]
             assert [n["id"] for n in initial] == [ids[0], ids[2], ids[3]]
             newer = await c.notify("gina", "after restart")
             assert newer > max(ids) + 1  # hank's id sits in between: ids are global and increasing
-            assert (await recv(ws))["notification"]["id"] == newer
+            assert (await recv_json(ws))["notification"]["id"] == newer
             await ws.close()
 
     ids, polled = asyncio.run(before())

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from restartable import CORES, Client, ServerProcess, barrier, open_socket, recv, recv_until
+
+from tickfan_e2e import Client, Server, barrier, next_ts, recv_json, recv_until
 
 pytestmark = pytest.mark.e2e
 
@@ -20,27 +19,18 @@ FIELDS = {
     "bytes_out_per_s", "fanout_latency_ms", "dropped_messages", "slow_consumers_disconnected",
     "rss_bytes", "cpu_percent", "event_loop_lag_ms",
 }
-_ts = itertools.count(int(time.time() * 1000))
 
 
 def is_metrics(m: dict[str, Any]) -> bool:
     return m.get("type") == "metrics"
 
 
-@pytest.fixture(scope="module", params=CORES)
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    s = ServerProcess(request.param, tmp_path_factory.mktemp(f"perf-{request.param}"))
-    s.start()
-    yield s
-    s.stop()
-
-
-def test_first_metrics_right_after_auth_with_every_field(server: ServerProcess) -> None:
+def test_first_metrics_right_after_auth_with_every_field(plain_server: Server) -> None:
     async def scenario() -> None:
-        ws, _ = await open_socket(server, "/ws/performance-metrics", "ops")
-        m = await recv(ws, timeout_s=0.9)  # before the first 1000 ms period could elapse
+        ws = await plain_server.authed("ops", "/ws/performance-metrics")
+        m = await recv_json(ws, timeout=0.9)  # before the first 1000 ms period could elapse
         assert set(m) >= FIELDS
-        assert m["core"] == server.core
+        assert m["core"] == plain_server.core
         assert set(m["connections"]) == {"market_data", "bot_status", "notifications", "performance_metrics"}
         assert m["connections"]["performance_metrics"] >= 1
         assert isinstance(m["rss_bytes"], int) and m["rss_bytes"] > 10_000_000
@@ -53,16 +43,16 @@ def test_first_metrics_right_after_auth_with_every_field(server: ServerProcess) 
     asyncio.run(scenario())
 
 
-def test_rates_latency_and_connections_are_measured(server: ServerProcess) -> None:
+def test_rates_latency_and_connections_are_measured(plain_server: Server) -> None:
     """Publish at a steady rate to a tick-mode subscriber; the server's figures must match."""
 
     async def scenario() -> None:
-        md, _ = await open_socket(server, "/ws/market-data", "trader")
+        md = await plain_server.authed("trader", "/ws/market-data")
         await md.send(json.dumps({"type": "subscribe", "symbols": ["LTC/USD"], "mode": "tick"}))
         await recv_until(md, lambda m: m.get("type") == "subscribed")
-        bots, _ = await open_socket(server, "/ws/bot-status", "trader")
-        perf, _ = await open_socket(server, "/ws/performance-metrics", "ops")
-        await recv(perf)
+        bots = await plain_server.authed("trader", "/ws/bot-status")
+        perf = await plain_server.authed("ops", "/ws/performance-metrics")
+        await recv_json(perf)
         received = 0
         stop = asyncio.Event()
 
@@ -78,7 +68,7 @@ def test_rates_latency_and_connections_are_measured(server: ServerProcess) -> No
 
         consumer = asyncio.create_task(consume())
         samples: list[tuple[float, dict[str, Any]]] = []
-        async with Client(server) as c:
+        async with Client(plain_server) as c:
             # 20 ticks every 100 ms (~200/s) for ~3 s; the achieved rate is what we compare with.
             sent = 0
             t0 = time.monotonic()
@@ -88,7 +78,7 @@ def test_rates_latency_and_connections_are_measured(server: ServerProcess) -> No
                 batch = []
                 for _ in range(20):
                     price = round(price + 0.01, 2)
-                    batch.append({"symbol": "LTC/USD", "price": price, "size": 0.5, "ts": next(_ts)})
+                    batch.append({"symbol": "LTC/USD", "price": price, "size": 0.5, "ts": next_ts()})
                 assert (await c.publish_ticks(batch)).status_code == 202
                 sent += 20
                 next_t += 0.1
@@ -129,10 +119,10 @@ def test_rates_latency_and_connections_are_measured(server: ServerProcess) -> No
     asyncio.run(scenario())
 
 
-def test_set_interval_and_ping(server: ServerProcess) -> None:
+def test_set_interval_and_ping(plain_server: Server) -> None:
     async def scenario() -> None:
-        ws, _ = await open_socket(server, "/ws/performance-metrics", "ops")
-        await recv(ws)
+        ws = await plain_server.authed("ops", "/ws/performance-metrics")
+        await recv_json(ws)
         for bad in (249, 60_001, "fast", None):
             await ws.send(json.dumps({"type": "set_interval", "interval_ms": bad}))
             err, _ = await recv_until(ws, lambda m: m.get("type") == "error")
@@ -155,26 +145,18 @@ def test_set_interval_and_ping(server: ServerProcess) -> None:
     asyncio.run(scenario())
 
 
-@pytest.fixture(params=CORES)
-def tiny_queue_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProcess]:
-    s = ServerProcess(request.param, tmp_path / "data", env={"TICKFAN_MAX_QUEUE_FRAMES": "20"})
-    s.start()
-    yield s
-    s.stop()
-
-
-def test_drops_and_slow_consumer_disconnects_are_counted(tiny_queue_server: ServerProcess) -> None:
-    server = tiny_queue_server
+def test_drops_and_slow_consumer_disconnects_are_counted(fresh_server: Callable[..., Server]) -> None:
+    server = fresh_server(env={"TICKFAN_MAX_QUEUE_FRAMES": "20"})
 
     async def scenario() -> None:
-        perf, _ = await open_socket(server, "/ws/performance-metrics", "ops")
-        first = await recv(perf)
+        perf = await server.authed("ops", "/ws/performance-metrics")
+        first = await recv_json(perf)
         assert first["dropped_messages"] == 0 and first["slow_consumers_disconnected"] == 0
-        md, _ = await open_socket(server, "/ws/market-data", "slowpoke")
+        md = await server.authed("slowpoke", "/ws/market-data")
         await md.send(json.dumps({"type": "subscribe", "symbols": ["DOT/USD"], "mode": "tick"}))
         await recv_until(md, lambda m: m.get("type") == "subscribed")
         # One ingest queues 100 frames at once for a queue that holds 20: it overflows.
-        ticks = [{"symbol": "DOT/USD", "price": 6.5 + i / 1000, "size": 1.0, "ts": next(_ts)} for i in range(100)]
+        ticks = [{"symbol": "DOT/USD", "price": 6.5 + i / 1000, "size": 1.0, "ts": next_ts()} for i in range(100)]
         async with Client(server) as c:
             assert (await c.publish_ticks(ticks)).status_code == 202
         err, _ = await recv_until(md, lambda m: m.get("type") == "error")

@@ -1,15 +1,16 @@
 """End-to-end helpers: a real ``tickfan serve`` subprocess per core, talked to over 127.0.0.1.
 
-The fixtures in conftest.py: ``server`` is one Granian process per core for the whole session (``--feed none``), configured
-with a short auth timeout and a small per-connection queue so the slow-consumer test is quick.
-``sim_server`` is a second one with the simulator on (the batch-equals-tick test). Servers are
-started by ``python -m tickfan serve`` and stopped by PID (SIGTERM, then SIGKILL after 15 s).
+The fixtures live in conftest.py (``server``, ``sim_server``, ``plain_server``, ``fresh_server``);
+this module holds the harness they and the tests share. A ``Server`` is started by
+``python -m tickfan serve`` and stopped by PID (SIGTERM, then SIGKILL after 15 s); it can be stopped
+and started again on the same data dir (``restart``), for the restart-durability tests.
 Tokens are minted in-process with the server's secret (``TICKFAN_JWT_SECRET``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,6 +30,7 @@ from tickfan.auth import mint
 
 SECRET = "tickfan-e2e-secret-" + "s" * 50
 CORES = ["python", "rust"]
+PUBLISHER = "service-backend"
 T = TypeVar("T")
 
 
@@ -41,8 +44,30 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+_tick_ts = itertools.count(now_ms())
+
+
+def next_ts() -> int:
+    """Strictly increasing tick timestamps (from this process's start), for tests that publish many."""
+    return next(_tick_ts)
+
+
+def token(sub: str = "alice", *, ttl_s: int = 3600, scopes: tuple[str, ...] = (), publish: bool = False) -> str:
+    return mint(SECRET, sub, ttl_s=ttl_s, scopes=(*scopes, "publish") if publish else scopes)
+
+
+def bearer(sub: str = "alice", *, publish: bool = False) -> dict[str, str]:
+    return {"Authorization": "Bearer " + token(sub, publish=publish)}
+
+
+def users(*names: str) -> list[str]:
+    """User ids unique to one test (``alice-1a2b3c4d``, ...), so tests can share a server."""
+    tag = uuid.uuid4().hex[:8]
+    return [f"{n}-{tag}" for n in names]
+
+
 class Server:
-    """A running ``tickfan serve`` process."""
+    """A ``tickfan serve`` process on 127.0.0.1 with a fixed data dir; ``extra`` are more CLI flags."""
 
     def __init__(self, core: str, data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> None:
         self.core = core
@@ -50,20 +75,23 @@ class Server:
         self.data_dir = data_dir
         self.log_path = data_dir / "server.log"
         data_dir.mkdir(parents=True, exist_ok=True)
-        self.args = [
-            sys.executable, "-m", "tickfan", "serve",
-            "--port", str(self.port), "--core", core, "--data-dir", str(data_dir), *extra,
-        ]
+        self.extra = extra
         self.env = {**os.environ, "TICKFAN_JWT_SECRET": SECRET, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def args(self) -> list[str]:
+        return [
+            sys.executable, "-m", "tickfan", "serve",
+            "--port", str(self.port), "--core", self.core, "--data-dir", str(self.data_dir), *self.extra,
+        ]  # fmt: skip
 
     @property
     def http(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    @property
-    def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws/market-data"
+    def ws(self, path: str = "/ws/market-data") -> str:
+        return f"ws://127.0.0.1:{self.port}{path}"
 
     def start(self) -> Server:
         with self.log_path.open("ab") as log:
@@ -77,7 +105,7 @@ class Server:
                     return self
             except httpx.HTTPError:
                 pass
-            time.sleep(0.1)
+            time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"server did not become ready:\n{self.log()}")
 
@@ -91,6 +119,12 @@ class Server:
             self.proc.kill()
             return self.proc.wait(5)
 
+    def restart(self) -> Server:
+        """Stop, then start on the same data dir (on a fresh port: the old one may linger)."""
+        self.stop()
+        self.port = free_port()
+        return self.start()
+
     def log(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")[-4000:]
@@ -100,13 +134,13 @@ class Server:
     # --- clients --------------------------------------------------------------------------------
 
     def token(self, sub: str = "alice", *, ttl_s: int = 3600, scopes: tuple[str, ...] = ()) -> str:
-        return mint(SECRET, sub, ttl_s=ttl_s, scopes=scopes)
+        return token(sub, ttl_s=ttl_s, scopes=scopes)
 
     def publisher_headers(self) -> dict[str, str]:
-        return {"Authorization": "Bearer " + self.token("feed", scopes=("publish",))}
+        return bearer(PUBLISHER, publish=True)
 
     def user_headers(self, sub: str = "alice") -> dict[str, str]:
-        return {"Authorization": "Bearer " + self.token(sub)}
+        return bearer(sub)
 
     def publish(self, ticks: list[dict[str, Any]]) -> httpx.Response:
         return httpx.post(self.http + "/api/ticks", json=ticks, headers=self.publisher_headers(), timeout=30)
@@ -122,31 +156,89 @@ class Server:
                 return float(line.rsplit(" ", 1)[1])
         raise KeyError(name)
 
-    async def connect(self, **kwargs: Any) -> ClientConnection:
-        return await connect(self.ws, open_timeout=10, **kwargs)
+    async def connect(self, path: str = "/ws/market-data", **kwargs: Any) -> ClientConnection:
+        return await connect(self.ws(path), open_timeout=10, **kwargs)
 
-    async def authed(self, sub: str = "alice", **kwargs: Any) -> ClientConnection:
-        ws = await self.connect(**kwargs)
+    async def authed(self, sub: str = "alice", path: str = "/ws/market-data", **kwargs: Any) -> ClientConnection:
+        """A socket on ``path`` past its ``auth_success`` (for ``sub``)."""
+        ws = await self.connect(path, **kwargs)
         await ws.send(json.dumps({"type": "auth", "token": self.token(sub)}))
         reply = await recv_json(ws)
-        assert reply["type"] == "auth_success", reply
+        assert reply["type"] == "auth_success" and reply["user_id"] == sub, reply
         return ws
 
 
-async def recv_json(ws: ClientConnection, timeout: float = 5.0) -> dict[str, Any]:
+class Client:
+    """Async HTTP calls against one server (an ``httpx.AsyncClient``), as the publishing service."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.http = httpx.AsyncClient(base_url=server.http, timeout=10.0)
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *_: Any) -> None:
+        await self.http.aclose()
+
+    async def publish_ticks(self, ticks: list[dict[str, Any]]) -> httpx.Response:
+        return await self.http.post("/api/ticks", json=ticks, headers=bearer(PUBLISHER, publish=True))
+
+    async def notify(self, user: str, title: str, *, kind: str = "info", data: Any = None) -> int:
+        r = await self.http.post(
+            "/api/notifications",
+            json={"user_id": user, "kind": kind, "title": title, "body": f"body of {title}", "data": data},
+            headers=bearer(PUBLISHER, publish=True),
+        )
+        assert r.status_code == 201, r.text
+        return int(r.json()["id"])
+
+    async def bot_status(self, user: str, bot: str, status: str, detail: Any = None) -> httpx.Response:
+        return await self.http.post(
+            f"/api/bots/{bot}/status",
+            json={"user_id": user, "status": status, "detail": detail},
+            headers=bearer(PUBLISHER, publish=True),
+        )
+
+    async def poll(self, user: str, after: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+        params: dict[str, int] = {"after": after}
+        if limit is not None:
+            params["limit"] = limit
+        r = await self.http.get("/api/notifications", params=params, headers=bearer(user))
+        assert r.status_code == 200, r.text
+        return list(r.json()["notifications"])
+
+
+async def recv_json(ws: ClientConnection, timeout: float = 10.0) -> dict[str, Any]:
     return json.loads(await asyncio.wait_for(ws.recv(), timeout))  # type: ignore[no-any-return]
 
 
-async def recv_until(ws: ClientConnection, pred: Callable[[dict[str, Any]], bool], timeout: float = 5.0) -> dict[str, Any]:
-    """The first message matching ``pred`` (others are skipped)."""
+async def recv_until(
+    ws: ClientConnection, pred: Callable[[dict[str, Any]], bool], timeout: float = 10.0
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The first message matching ``pred`` and every message received before it."""
+    before: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
-            raise TimeoutError("no matching message")
+            raise TimeoutError(f"no matching message; got {before[-3:]}")
         message = await recv_json(ws, left)
         if pred(message):
-            return message
+            return message, before
+        before.append(message)
+
+
+async def barrier(ws: ClientConnection, timeout: float = 10.0) -> list[dict[str, Any]]:
+    """Ping and wait for the pong: return every message the socket had queued before it.
+
+    The server answers through the same per-socket FIFO as everything else, so whatever it
+    queued for this socket before reading the ping arrives first.
+    """
+    marker = time.monotonic_ns()
+    await ws.send(json.dumps({"type": "ping", "ts": marker}))
+    _, before = await recv_until(ws, lambda m: m.get("type") == "pong" and m.get("ts") == marker, timeout)
+    return before
 
 
 async def expect_close(ws: ClientConnection, timeout: float = 5.0) -> tuple[int | None, list[dict[str, Any]]]:
@@ -184,5 +276,3 @@ def write_universe(path: Path) -> Path:
     items += [{"symbol": name, "price_decimals": 2, "size_decimals": 4} for name in TEST_SYMBOLS]
     path.write_text(json.dumps(items))
     return path
-
-
