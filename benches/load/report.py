@@ -102,6 +102,8 @@ def markdown(run: dict) -> str:
         "Server, client and publisher share the same cores: see README.md for what each number means.",
         "",
     ]
+    if run.get("note"):
+        lines[-1:-1] = [f"Note: {run['note']}"]
     ceiling = run.get("ceiling")
     if ceiling:
         lines += ["## Client ceiling (one client.py process vs a firehose)", "",

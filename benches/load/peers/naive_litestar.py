@@ -110,7 +110,11 @@ if __name__ == "__main__":
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8001)
     ap.add_argument("--backlog", type=int, default=1024, help="Granian's default")
+    ap.add_argument("--http1-buffer-size", type=int, default=0, help="Granian's max_buffer_size (0: its default)")
     a = ap.parse_args()
+    from granian.http import HTTP1Settings
+
+    extra = {"http1_settings": HTTP1Settings(max_buffer_size=a.http1_buffer_size)} if a.http1_buffer_size else {}
     Granian(
         "naive_litestar:app",
         address=a.host,
@@ -120,4 +124,5 @@ if __name__ == "__main__":
         backlog=a.backlog,
         working_dir=Path(__file__).resolve().parent,
         log_level="warning",
+        **extra,
     ).serve()
