@@ -313,6 +313,35 @@ mod tests {
     }
 
     #[test]
+    fn views_mark_all_but_the_newest_final_and_know_the_oldest_held() {
+        let mut c = Candles::new([3, 3, 3, 3]);
+        let iv = Interval(0);
+        assert_eq!(c.backfill_view(iv, 0, 0, 0).oldest_held_ms(), None);
+        for s in [1u64, 2, 5, 9] {
+            c.update(s * 1000 + 7, s, 1);
+        }
+        let v = c.backfill_view(iv, 5000, 0, 0);
+        assert_eq!((v.len(), v.open_ms(0), v.open_ms(1)), (2, 5000, 9000));
+        assert_eq!((v.is_final(0), v.is_final(1)), (true, false));
+        assert_eq!(v.oldest_held_ms(), Some(2000));
+        assert_eq!(v.candle(1).close, 9.0);
+        assert_eq!(v.to_vec(), c.backfill(iv, 5000, 0, 0).0);
+        let r = c.recent_view(iv, 3, 0, 0);
+        assert_eq!(
+            (r.len(), r.open_ms(0), r.is_final(1), r.is_final(2)),
+            (3, 2000, true, false)
+        );
+        // Once a newer candle opens, the previous newest becomes final.
+        c.update(9999, 4, 1);
+        c.update(10_000, 4, 1);
+        let v = c.backfill_view(iv, 9000, 0, 0);
+        assert_eq!(
+            (v.is_final(0), v.is_final(1), v.oldest_held_ms()),
+            (true, false, Some(5000))
+        );
+    }
+
+    #[test]
     fn volume_rounds_like_python_float_of_int() {
         let mut c = Candles::new([3, 3, 3, 3]);
         let big = crate::MAX_UNITS;
