@@ -65,6 +65,7 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
 _DRAIN_FRAMES = 256
+_FLOOD_QUIET_S = 1.0
 
 
 def now_ms() -> int:
@@ -127,6 +128,7 @@ class Session:
         self._core = hub.core
         self._bucket = TokenBucket(self.config.rate_limit_per_s, self.config.rate_limit_burst)
         self._flooding = False
+        self._last_refused = 0.0
         self._wake = asyncio.Event()
         self._wake_t: float | None = None
         self._finished = asyncio.Event()
@@ -295,7 +297,8 @@ class Session:
         self._finished.set()
 
     async def _handle(self, data: str | bytes) -> None:
-        if not self._bucket.take():
+        now = time.monotonic()
+        if not self._bucket.take(now):
             if self.principal is None:
                 self.fail(ErrorCode.AUTH_REQUIRED)
             elif not self._flooding:
@@ -303,8 +306,10 @@ class Session:
                 # flood would fill the client's own queue and turn it into a slow consumer.
                 self._flooding = True
                 self.send_error(ErrorCode.RATE_LIMITED)
+            self._last_refused = now
             return
-        self._flooding = False
+        if self._flooding and now - self._last_refused >= _FLOOD_QUIET_S:
+            self._flooding = False  # a flood ends after a quiet second, not at the first token back
         if isinstance(data, bytes) and self.principal is not None:
             self.send_error(ErrorCode.INVALID_MESSAGE, "Messages must be text frames holding JSON")
             return

@@ -96,23 +96,30 @@ def test_too_many_symbols_applies_nothing(server: Server) -> None:
 
 
 def test_rate_limit_answers_one_rate_limited_per_flood_and_stays_open(server: Server) -> None:
-    async def scenario() -> list[dict[str, object]]:
-        async with await server.authed() as ws:
-            for i in range(500):
-                await ws.send(json.dumps({"type": "ping", "ts": i}))
-            await asyncio.sleep(0.5)  # let the bucket refill (not an assertion)
-            await ws.send(json.dumps({"type": "ping", "ts": 999}))
-            replies = []
-            while not replies or replies[-1].get("ts") != 999:
-                replies.append(await recv_json(ws))
-            return replies
+    async def flood_then_ping(ws, marker: int) -> list[dict[str, object]]:
+        for i in range(500):
+            await ws.send(json.dumps({"type": "ping", "ts": i}))
+        await asyncio.sleep(0.5)  # let the bucket refill a little (not an assertion)
+        await ws.send(json.dumps({"type": "ping", "ts": marker}))
+        replies: list[dict[str, object]] = []
+        while not replies or replies[-1].get("ts") != marker:
+            replies.append(await recv_json(ws))
+        return replies
 
-    replies = run(scenario())
-    codes = [m.get("code") for m in replies if m["type"] == "error"]
-    pongs = [m for m in replies if m["type"] == "pong"]
-    assert codes == ["rate_limited"]  # once for the whole flood, not once per dropped message
-    assert 20 <= len(pongs) < 500  # the burst went through, the flood did not
-    assert pongs[-1]["ts"] == 999  # after the flood the socket works again
+    async def scenario() -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+        async with await server.authed() as ws:
+            first = await flood_then_ping(ws, 999)
+            await asyncio.sleep(1.2)  # a quiet second ends the flood
+            await ws.send(json.dumps({"type": "ping", "ts": 1000}))
+            await recv_until(ws, lambda m: m.get("ts") == 1000)
+            return first, await flood_then_ping(ws, 1001)
+
+    for replies, marker in zip(run(scenario()), (999, 1001)):
+        codes = [m.get("code") for m in replies if m["type"] == "error"]
+        pongs = [m for m in replies if m["type"] == "pong"]
+        assert codes == ["rate_limited"]  # once per flood, not once per dropped message
+        assert 20 <= len(pongs) < 500  # the burst went through, the flood did not
+        assert pongs[-1]["ts"] == marker  # after the flood the socket works again
 
 
 @pytest.mark.parametrize("size", [64 * 1024 + 1, 2 * 1024 * 1024])
