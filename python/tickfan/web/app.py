@@ -28,7 +28,7 @@ from tickfan.hub import Hub
 from tickfan.session import Channel
 from tickfan.web import api, services
 from tickfan.web.market_data import MarketDataChannel
-from tickfan.web.socket import channel_route
+from tickfan.web.socket import RawSocketApp, channel_route
 
 __all__ = ["create_app", "create_app_from_env", "CHANNELS"]
 
@@ -76,13 +76,14 @@ def create_app(config: Config, *, channels: Sequence[Callable[[Hub], Channel]] |
     return app
 
 
-def create_app_from_env() -> Litestar:
-    """Granian's factory target in each worker process."""
+def create_app_from_env() -> RawSocketApp:
+    """Granian's factory target in each worker process: the app, WebSockets given the server's
+    own ``send`` (see ``tickfan.web.socket.RawSocketApp``)."""
     config = Config.from_env()
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(config)
     _install_graceful_shutdown(app.state.hub.stop)
-    return app
+    return RawSocketApp(app)
 
 
 def _install_graceful_shutdown(before_stop: Callable[[], Awaitable[None]]) -> None:
