@@ -270,6 +270,7 @@ async def main(args: argparse.Namespace) -> None:
     subscribers: dict[str, int] = {}
     transports = []
     t0 = time.perf_counter()
+    c0 = psutil.Process().cpu_times()
 
     async def open_one(token: str, syms: list[str], sub_msg: bytes) -> float | None:
         async with sem:
@@ -297,6 +298,8 @@ async def main(args: argparse.Namespace) -> None:
 
     times = await asyncio.gather(*(open_one(*p) for p in plans))
     ok = sorted(t for t in times if t is not None)
+    c1 = psutil.Process().cpu_times()
+    connect_wall = time.perf_counter() - t0
     gc.collect()
     gc.freeze()
     emit(
@@ -309,6 +312,7 @@ async def main(args: argparse.Namespace) -> None:
             "subscribers": subscribers,
             "all_subscribed_s": ok[-1] if ok else None,
             "p50_subscribed_s": ok[len(ok) // 2] if ok else None,
+            "connect_cpu_pct": 100.0 * (c1.user + c1.system - c0.user - c0.system) / connect_wall if connect_wall else None,
             "fd_limit": fd_limit,
             "pid": os.getpid(),
         },

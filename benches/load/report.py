@@ -145,15 +145,16 @@ def markdown(run: dict) -> str:
     storm = [r for r in run["results"] if "rss_per_conn_bytes" in r or (r["scenario"] == "S3" and r.get("error"))]
     if storm:
         lines += ["", "## Connect storm and idle memory (S3)", "",
-                  "| server | clients | subscribed | failed | all subscribed after | server CPU for the storm | RSS before | RSS idle | RSS per idle conn |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+                  "| server | clients | subscribed | failed | all subscribed after | server CPU for the storm | client CPU | RSS before | RSS idle | RSS per idle conn |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
         for r in storm:
             if r.get("error"):
-                lines.append(f"| {r['server_label']} | {r['clients']:,} | error: {r['error'][:120]} | | | | | | |")
+                lines.append(f"| {r['server_label']} | {r['clients']:,} | error: {r['error'][:120]} | | | | | | | |")
                 continue
             lines.append(
                 f"| {r['server_label']} | {r['clients']:,} | {r['subscribed']:,} | {r['failed']} "
                 f"| {_f(r['all_subscribed_s'], '.2f')} s | {_f(r['connect_server_cpu_s'], '.2f')} s "
+                f"| {_f(max((c or 0) for c in r['connect_client_cpu_pct']) if r.get('connect_client_cpu_pct') else None)}% "
                 f"| {_f(r['rss_before_bytes'] / 2**20, '.1f')} MiB | {_f(r['rss_idle_bytes'] / 2**20, '.1f')} MiB "
                 f"| {_f(r['rss_per_conn_bytes'] / 1024 if r['rss_per_conn_bytes'] is not None else None, '.1f')} KiB |"
             )

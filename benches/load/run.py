@@ -185,7 +185,8 @@ async def run_one(spec_name: str, sc: Scenario, args: argparse.Namespace, log_di
         times = [r["all_subscribed_s"] for r in readies if r["all_subscribed_s"] is not None]
         row.update(subscribed=subscribed, failed=clients - subscribed, failures=failures,
                    all_subscribed_s=max(times) if times else None,
-                   connect_server_cpu_s=connect_cpu_s)  # fmt: skip
+                   connect_server_cpu_s=connect_cpu_s,
+                   connect_client_cpu_pct=[r.get("connect_cpu_pct") for r in readies])  # fmt: skip
         if sc.storm:
             await asyncio.sleep(args.settle_s)
             rss1 = server.rss_bytes()
