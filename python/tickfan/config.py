@@ -26,6 +26,9 @@ ALGORITHMS = ("HS256", "RS256", "ES256")
 FEEDS = ("sim", "none")
 CORES = ("auto", "rust", "python")
 INTERVAL_NAMES = ("1s", "1m", "5m", "1h")
+LOOPS = ("auto", "asyncio", "uvloop")
+TASK_IMPLS = ("asyncio", "rust")
+RUNTIME_MODES = ("auto", "st", "mt")
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_connections", int, "concurrent connections per worker (Granian backpressure)"),
     Setting("backlog", int, "listen backlog of the server socket"),
     Setting("shutdown_timeout_s", float, "grace period for closing sockets at shutdown"),
+    Setting("loop", str, "event loop of the workers (auto: Granian's pick, rloop > uvloop > asyncio)", choices=LOOPS),
+    Setting("task_impl", str, "Granian's task implementation for the app's coroutines (rust: experimental)", choices=TASK_IMPLS),
+    Setting("runtime_mode", str, "Granian's Rust I/O runtime: st (single-threaded) or mt (auto: mt for ASGI)", choices=RUNTIME_MODES),
+    Setting("runtime_threads", int, "Granian Rust I/O runtime threads per worker"),
+    Setting("runtime_blocking_threads", int, "Granian Rust runtime blocking threads per worker (0: Granian's default)"),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -166,6 +174,11 @@ class Config:
     max_connections: int = 16_384
     backlog: int = 4096
     shutdown_timeout_s: float = 5.0
+    loop: str = "uvloop"
+    task_impl: str = "asyncio"
+    runtime_mode: str = "st"
+    runtime_threads: int = 1
+    runtime_blocking_threads: int = 0
 
     # --- building ------------------------------------------------------------------------
 
@@ -274,6 +287,11 @@ class Config:
         need(self.max_connections >= 1, "--max-connections must be >= 1")
         need(self.backlog >= 128, "--backlog must be >= 128")
         need(self.shutdown_timeout_s > 0, "--shutdown-timeout-s must be > 0")
+        need(self.loop in LOOPS, f"--loop must be one of {', '.join(LOOPS)}, got {self.loop!r}")
+        need(self.task_impl in TASK_IMPLS, f"--task-impl must be one of {', '.join(TASK_IMPLS)}, got {self.task_impl!r}")
+        need(self.runtime_mode in RUNTIME_MODES, f"--runtime-mode must be one of {', '.join(RUNTIME_MODES)}, got {self.runtime_mode!r}")
+        need(self.runtime_threads >= 1, "--runtime-threads must be >= 1")
+        need(self.runtime_blocking_threads >= 0, "--runtime-blocking-threads must be >= 0 (0: Granian's default)")
         need(self.log_level in ("debug", "info", "warning", "error"), f"unknown --log-level {self.log_level!r}")
         if self.symbols is not None:
             self.universe()  # readable and well-formed

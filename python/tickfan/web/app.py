@@ -54,7 +54,8 @@ def create_app(config: Config, *, channels: Sequence[Callable[[Hub], Channel]] |
         await hub.start()
         if feed is not None:
             feed.start()
-        _log.info("tickfan worker ready: core=%s feed=%s epoch=%s", hub.core_name, config.feed, hub.epoch)
+        _log.info("tickfan worker ready: core=%s feed=%s loop=%s epoch=%s", hub.core_name, config.feed,
+                  type(asyncio.get_running_loop()).__module__, hub.epoch)
         try:
             yield
         finally:
