@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+from jwt.algorithms import HMACAlgorithm
 
 from tickfan.config import Config
 from tickfan.errors import ConfigError, TickfanError
@@ -60,6 +61,26 @@ class AuthError(TickfanError):
         self.expired = expired
 
 
+class _PreparedHMAC(HMACAlgorithm):
+    """HS256 whose key is checked and converted once, at start.
+
+    PyJWT prepares the key on every decode; for HMAC that means trying to parse it as a DER
+    public key, a certificate and JSON (~9% of the server's CPU per connection in the S3
+    connect storm). Here :meth:`prepare_key` returns the bytes prepared at start when handed
+    that same object, and prepares anything else the usual way. Only the key is reused: every
+    token's signature and claims are still verified.
+    """
+
+    def __init__(self, key: str | bytes) -> None:
+        super().__init__(HMACAlgorithm.SHA256)
+        self.prepared: bytes = super().prepare_key(key)
+
+    def prepare_key(self, key: str | bytes) -> bytes:
+        if key is self.prepared:
+            return self.prepared
+        return super().prepare_key(key)
+
+
 class Verifier:
     """Verifies tokens against one pinned algorithm and key."""
 
@@ -77,7 +98,11 @@ class Verifier:
         self.audience = audience
         self.issuer = issuer
         if algorithm == "HS256":
-            self._key: Any = key
+            try:
+                algo: Any = _PreparedHMAC(key)
+            except jwt.InvalidKeyError as exc:
+                raise ConfigError(f"the JWT secret cannot be an HS256 key: {exc}") from None
+            self._key: Any = algo.prepared
         else:
             # Parse once at start: an unreadable or mismatched key fails here, not per token.
             try:
@@ -85,6 +110,12 @@ class Verifier:
                 self._key = algo.prepare_key(key)
             except Exception as exc:  # noqa: BLE001 - any parse failure is a config error
                 raise ConfigError(f"the JWT public key is not a valid {algorithm} PEM public key: {exc}") from None
+        # A decoder of its own that knows the pinned algorithm only (with the prepared key).
+        jws = jwt.PyJWS(algorithms=[])
+        jws.register_algorithm(algorithm, algo)
+        self._jwt = jwt.PyJWT()
+        self._jwt._jws = jws  # as PyJWT's own module-level decoder is wired (jwt.api_jwt)
+        self._algorithms = [algorithm]
         self._options = {
             "require": ["sub", "exp"],
             "verify_aud": audience is not None,
@@ -96,10 +127,10 @@ class Verifier:
         if not isinstance(token, str) or not token:
             raise AuthError("token must be a non-empty string")
         try:
-            claims = jwt.decode(
+            claims = self._jwt.decode(
                 token,
                 self._key,
-                algorithms=[self.algorithm],
+                algorithms=self._algorithms,
                 audience=self.audience,
                 issuer=self.issuer,
                 options=self._options,  # type: ignore[arg-type]
