@@ -28,7 +28,7 @@ from tickfan.hub import Hub
 from tickfan.session import Channel
 from tickfan.web import api, services
 from tickfan.web.market_data import MarketDataChannel
-from tickfan.web.socket import RawSocketApp, channel_route
+from tickfan.web.socket import RawSocketApp, channel_endpoint, channel_route
 
 __all__ = ["create_app", "create_app_from_env", "CHANNELS"]
 
@@ -64,8 +64,9 @@ def create_app(config: Config, *, channels: Sequence[Callable[[Hub], Channel]] |
             await hub.stop()
 
     built = [factory(hub) for factory in (channels if channels is not None else CHANNELS)]
+    endpoints = {channel.path: channel_endpoint(hub, channel) for channel in built}
     app = Litestar(
-        route_handlers=[*(channel_route(hub, channel) for channel in built), *ROUTES],
+        route_handlers=[*(channel_route(hub, channel, endpoints[channel.path]) for channel in built), *ROUTES],
         lifespan=[services.lifespan, lifespan],  # store up before the hub, down after it
         exception_handlers={HTTPException: api.error_response, Exception: api.error_response},
         openapi_config=None,
@@ -74,6 +75,7 @@ def create_app(config: Config, *, channels: Sequence[Callable[[Hub], Channel]] |
     app.state.hub = hub
     app.state.config = config
     app.state.channels = {channel.name: channel for channel in built}
+    app.state.sockets = endpoints  # served by RawSocketApp without Litestar's routing
     return app
 
 
