@@ -125,25 +125,12 @@ pub(crate) fn encode_batch(
     write_int(buf, pd);
     buf.extend_from_slice(b",\"size_decimals\":");
     write_int(buf, sd);
-    buf.extend_from_slice(b",\"ts\":[");
-    let mut prev = None;
-    for &(ts, _, _) in ticks {
-        // ts never decreases within a symbol (ingest rejects it), so deltas are >= 0.
-        let delta = prev.map_or(ts as i128, |p: u64| ts as i128 - p as i128);
-        write_int(buf, delta);
-        buf.push(b',');
-        prev = Some(ts);
-    }
-    close_array(buf);
-    buf.extend_from_slice(b",\"price\":[");
-    let mut prev = None;
-    for &(_, price, _) in ticks {
-        let delta = prev.map_or(price as i64, |p: u64| price as i64 - p as i64);
-        write_int(buf, delta);
-        buf.push(b',');
-        prev = Some(price);
-    }
-    close_array(buf);
+    // ts never decreases within a symbol (ingest rejects it), so ts deltas are >= 0; price
+    // deltas may be negative.
+    buf.extend_from_slice(b",\"ts\":");
+    write_deltas(buf, ticks.iter().map(|t| t.0));
+    buf.extend_from_slice(b",\"price\":");
+    write_deltas(buf, ticks.iter().map(|t| t.1));
     buf.extend_from_slice(b",\"size\":[");
     for &(_, _, size) in ticks {
         write_int(buf, size);
@@ -151,6 +138,19 @@ pub(crate) fn encode_batch(
     }
     close_array(buf);
     buf.push(b'}');
+}
+
+/// A JSON array of `values`: the first absolute, each later one the difference from the previous.
+fn write_deltas(buf: &mut Vec<u8>, values: impl Iterator<Item = u64>) {
+    buf.push(b'[');
+    let mut prev: Option<u64> = None;
+    for v in values {
+        let delta = prev.map_or(v as i128, |p| v as i128 - p as i128);
+        write_int(buf, delta);
+        buf.push(b',');
+        prev = Some(v);
+    }
+    close_array(buf);
 }
 
 /// Replace the trailing comma of a non-empty array (or close an empty one).
