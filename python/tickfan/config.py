@@ -117,6 +117,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("jwt_public_key", Path, "PEM public key file for RS256/ES256", metavar="FILE"),
     Setting("jwt_audience", str, "required 'aud' claim (unchecked when empty)"),
     Setting("jwt_issuer", str, "required 'iss' claim (unchecked when empty)"),
+    Setting("jwt_max_lifetime_s", int, "tokens whose exp is further than this ahead of now (or of iat) are refused"),
     Setting("auth_timeout_ms", int, "time a socket has to send its auth message"),
     Setting("allowed_origins", _parse_list, "comma-separated Origin allow-list for WebSockets; empty: any", metavar="LIST"),
     Setting("max_message_bytes", int, "largest inbound WebSocket message"),
@@ -160,6 +161,7 @@ class Config:
     jwt_public_key: Path | None = None
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
+    jwt_max_lifetime_s: int = 86_400
     auth_timeout_ms: int = 5000
     allowed_origins: tuple[str, ...] = ()
     max_message_bytes: int = 64 * 1024
@@ -275,6 +277,7 @@ class Config:
                 raise ConfigError(f"cannot read the JWT public key file {str(self.jwt_public_key)!r}: {exc.strerror}") from None
         elif self.jwt_secret is not None:
             need(len(self.jwt_secret) >= 32, "the JWT secret must be at least 32 characters (HS256 needs 256 bits)")
+        need(self.jwt_max_lifetime_s >= 1, "--jwt-max-lifetime-s must be >= 1")
         need(self.auth_timeout_ms >= 1, "--auth-timeout-ms must be >= 1")
         need(self.max_message_bytes >= 256, "--max-message-bytes must be >= 256")
         need(self.max_symbols_per_connection >= 1, "--max-symbols-per-connection must be >= 1")
