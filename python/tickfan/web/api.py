@@ -253,7 +253,8 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[Any]:
     notifications = getattr(request.app.state, "notifications", None)  # the store behind it
     store_ok = notifications is None or await notifications.store.ping()
     ready = hub.ready and store_ok
-    body = {"status": "ready" if ready else "starting", "core": hub.core_name, "broker": hub.config.broker,
+    status = "ready" if ready else "starting" if not hub.ready else "unavailable"
+    body = {"status": status, "core": hub.core_name, "broker": hub.config.broker,
             "store": "ok" if store_ok else "unreachable"}
     return Response(body, status_code=200 if ready else 503)
 
