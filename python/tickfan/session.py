@@ -65,6 +65,8 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
 _DRAIN_FRAMES = 256
+_LINGER_QUIET_S = 0.05
+_LINGER_MAX_S = 1.0
 _FLOOD_QUIET_S = 1.0
 
 
@@ -129,6 +131,7 @@ class Session:
         self._bucket = TokenBucket(self.config.rate_limit_per_s, self.config.rate_limit_burst)
         self._flooding = False
         self._last_refused = 0.0
+        self._last_in = 0.0  # loop time of the last frame read while closing
         self._waiter: asyncio.Future[None] | None = None  # set while the writer is idle
         self._wake_t: float | None = None
         self._finished = asyncio.Event()
@@ -218,6 +221,7 @@ class Session:
         if self._close_code is not None:
             return
         self._close_code = code
+        self._last_in = asyncio.get_running_loop().time()  # the linger waits one quiet period at least
         queued = self._core.drain(self.conn_id, self.config.max_queue_frames) if keep_queued else []
         self._final = queued + last
         # Nothing more is queued for this connection from here on.
@@ -243,6 +247,7 @@ class Session:
                     for frame in self._final:
                         await send({"type": "websocket.send", "text": frame})
                     self._final = []
+                    await self._linger(loop)
                     # Granian's close waits for a pending receive() to end, so stop reading first.
                     if self._reader is not None:
                         self._reader.cancel()
@@ -272,9 +277,29 @@ class Session:
         finally:
             self._finished.set()
 
+    async def _linger(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Before the close: read (and ignore) what the client already sent, until it is quiet.
+
+        Granian closes the TCP connection right after the close frame, without waiting for the
+        client's close. Unread inbound data at that moment makes the kernel answer with a reset,
+        which can destroy the error and close frames still in the client's receive buffer (the
+        client then sees 1006). So wait until no frame has arrived for ``_LINGER_QUIET_S``, at
+        most ``_LINGER_MAX_S`` (a client that never stops sending gets the close anyway).
+        """
+        if self._reader is None or self._reader.done():
+            return
+        deadline = loop.time() + _LINGER_MAX_S
+        while True:
+            now = loop.time()
+            quiet_at = self._last_in + _LINGER_QUIET_S
+            if now >= quiet_at or now >= deadline:
+                return
+            await asyncio.sleep(min(quiet_at, deadline) - now)
+
     # --- reader ---------------------------------------------------------------------------------
 
     async def _read_loop(self, receive: Receive) -> None:
+        loop = asyncio.get_running_loop()
         limit = self.config.max_message_bytes
         metrics = self.hub.metrics
         try:
@@ -286,7 +311,8 @@ class Session:
                 if kind != "websocket.receive":
                     continue
                 if self._close_code is not None:
-                    continue  # closing: the client's last words are ignored
+                    self._last_in = loop.time()  # closing: the client's last words are read, ignored
+                    continue
                 metrics.messages_in += 1
                 data = event.get("text")
                 if data is None:
