@@ -43,6 +43,7 @@ from msgspec import Struct
 from tickfan.auth import AuthError, Principal
 from tickfan.protocol import (
     ERROR_CLOSE,
+    FLOOD_CLOSE,
     Auth,
     CloseCode,
     DecodeFailure,
@@ -130,6 +131,7 @@ class Session:
         self._core = hub.core
         self._bucket = TokenBucket(self.config.rate_limit_per_s, self.config.rate_limit_burst)
         self._flooding = False
+        self._flood_began = 0.0
         self._last_refused = 0.0
         self._last_in = 0.0  # loop time of the last frame read while closing
         self._waiter: asyncio.Future[None] | None = None  # set while the writer is idle
@@ -172,9 +174,9 @@ class Session:
             if not waiter.done():
                 waiter.set_result(None)
 
-    def fail(self, code: ErrorCode, message: str | None = None) -> None:
-        """Send a fatal error, then close with its close code (PROTOCOL.md section 2)."""
-        close = ERROR_CLOSE[code]
+    def fail(self, code: ErrorCode, message: str | None = None, *, close: CloseCode | None = None) -> None:
+        """Send an error, then close with its close code (PROTOCOL.md section 2), or ``close``."""
+        close = ERROR_CLOSE[code] if close is None else close
         if code is ErrorCode.SLOW_CONSUMER:
             # The queued frames would take too long: drop them, send the error next.
             self._begin_close(close, [error_frame(code, message)], keep_queued=False)
@@ -302,6 +304,8 @@ class Session:
         loop = asyncio.get_running_loop()
         limit = self.config.max_message_bytes
         metrics = self.hub.metrics
+        take = self._bucket.take
+        monotonic = time.monotonic
         try:
             while True:
                 event = await receive()
@@ -314,6 +318,13 @@ class Session:
                     self._last_in = loop.time()  # closing: the client's last words are read, ignored
                     continue
                 metrics.messages_in += 1
+                # The rate check comes first: a refused message is not sized, decoded or logged.
+                now = monotonic()
+                if not take(now):
+                    self._refuse(now)
+                    continue
+                if self._flooding and now - self._last_refused >= _FLOOD_QUIET_S:
+                    self._flooding = False  # a flood ends after a quiet second, not at the first token back
                 data = event.get("text")
                 if data is None:
                     data = event.get("bytes") or b""
@@ -333,20 +344,29 @@ class Session:
         # Disconnected (or broken): nothing more can be sent either.
         self._finished.set()
 
-    async def _handle(self, data: str | bytes) -> None:
-        now = time.monotonic()
-        if not self._bucket.take(now):
-            if self.principal is None:
-                self.fail(ErrorCode.AUTH_REQUIRED)
-            elif not self._flooding:
-                # One error per flood, not one per dropped message: answering every message of a
-                # flood would fill the client's own queue and turn it into a slow consumer.
-                self._flooding = True
-                self.send_error(ErrorCode.RATE_LIMITED)
-            self._last_refused = now
+    def _refuse(self, now: float) -> None:
+        """A message over the rate limit: dropped; answered once per flood; a long flood ends the socket."""
+        if self.principal is None:
+            self.fail(ErrorCode.AUTH_REQUIRED)
             return
         if self._flooding and now - self._last_refused >= _FLOOD_QUIET_S:
-            self._flooding = False  # a flood ends after a quiet second, not at the first token back
+            self._flooding = False  # quiet for a second: this refusal starts a new flood
+        self._last_refused = now
+        if not self._flooding:
+            # One error per flood, not one per dropped message: answering every message of a
+            # flood would fill the client's own queue and turn it into a slow consumer.
+            self._flooding = True
+            self._flood_began = now
+            self.send_error(ErrorCode.RATE_LIMITED)
+        elif now - self._flood_began >= self.config.rate_limit_close_s:
+            self.hub.metrics.rate_limit_closes += 1
+            self.fail(
+                ErrorCode.RATE_LIMITED,
+                f"Connection closed: over the message rate limit for {self.config.rate_limit_close_s:g} s",
+                close=FLOOD_CLOSE,
+            )
+
+    async def _handle(self, data: str | bytes) -> None:
         if isinstance(data, bytes):
             if self.principal is None:
                 self.fail(ErrorCode.AUTH_REQUIRED)
