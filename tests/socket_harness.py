@@ -39,7 +39,9 @@ class FakeSocket:
         self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.events: list[dict[str, Any]] = []
         self.hold = False
-        """While true, a send of a text frame does not complete (a peer that stopped reading)."""
+        """While true, a send (frame or close) does not complete (a peer that stopped reading)."""
+        self.held = 0
+        """Sends that were held."""
         self._released = asyncio.Event()
         self.session = Session(hub, self.channel, MessageDecoder(self.channel.messages), self._send)
         self.task = asyncio.create_task(self.session.run(self._receive))
@@ -48,7 +50,8 @@ class FakeSocket:
         return await self.inbox.get()
 
     async def _send(self, event: dict[str, Any]) -> None:
-        if self.hold and event["type"] == "websocket.send":
+        if self.hold and event["type"] in ("websocket.send", "websocket.close"):
+            self.held += 1
             await self._released.wait()
         self.events.append(event)
 

@@ -126,13 +126,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("rate_limit_close_s", float, "a socket still over the rate limit this long after its flood began is closed (rate_limited, 1008)"),
     Setting("max_queue_frames", int, "outbound queue limit per socket, frames"),
     Setting("max_queue_bytes", int, "outbound queue limit per socket, bytes"),
+    Setting("send_timeout_s", float, "a socket that completes no frame for this long while it has frames to send is a slow consumer (slow_consumer, 1013)"),
     Setting("high_freq_per_s", float, "auto mode: ticks/s above which a symbol is batched"),
     Setting("candle_retention", _parse_retention, "candles kept per interval, e.g. 1s=3600,1m=1440", metavar="LIST"),
     Setting("sim_speed", float, "multiplier on every simulated symbol's tick rate"),
     Setting("sim_seed", int, "random seed of the simulator (0: random)"),
     Setting("max_connections", int, "concurrent connections per worker (Granian backpressure)"),
     Setting("backlog", int, "listen backlog of the server socket"),
-    Setting("shutdown_timeout_s", float, "grace period for closing sockets at shutdown"),
+    Setting("shutdown_timeout_s", float, "grace period for closing sockets at shutdown, and for any one socket's close (then the connection is dropped)"),
     Setting("loop", str, "event loop of the workers (auto: Granian's pick, rloop > uvloop > asyncio)", choices=LOOPS),
     Setting("task_impl", str, "Granian's task implementation for the app's coroutines (rust: experimental)", choices=TASK_IMPLS),
     Setting("runtime_mode", str, "Granian's Rust I/O runtime: st (single-threaded) or mt (auto: mt for ASGI)", choices=RUNTIME_MODES),
@@ -169,6 +170,7 @@ class Config:
     rate_limit_close_s: float = 5.0
     max_queue_frames: int = 10_000
     max_queue_bytes: int = 8 * 1024 * 1024
+    send_timeout_s: float = 10.0
     high_freq_per_s: float = 20.0
     candle_retention: tuple[tuple[str, int], ...] = ()
     sim_speed: float = 1.0
@@ -282,6 +284,7 @@ class Config:
         need(self.rate_limit_burst >= 1, "--rate-limit-burst must be >= 1")
         need(self.rate_limit_close_s > 0, "--rate-limit-close-s must be > 0")
         need(self.max_queue_frames >= 1 and self.max_queue_bytes >= 1, "queue limits must be >= 1")
+        need(self.send_timeout_s > 0, "--send-timeout-s must be > 0")
         need(self.high_freq_per_s > 0, "--high-freq-per-s must be > 0")
         for name, count in self.candle_retention:
             need(name in INTERVAL_NAMES, f"--candle-retention: unknown interval {name!r} (one of {', '.join(INTERVAL_NAMES)})")

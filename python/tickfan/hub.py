@@ -10,6 +10,8 @@ The :class:`Hub` owns the sans-I/O ``Core`` and everything that makes it run in 
   so a slow or dead socket cannot stall the fan-out;
 * one flush timer task, sleeping until ``core.next_deadline_ms()`` and woken early when an
   ingest opens an earlier window;
+* one send watchdog task: a socket whose writer has completed no frame for ``send_timeout_s``
+  while holding frames (a peer that stopped reading) is closed as a slow consumer too;
 * the ``epoch``: a fresh random string per hub, since ``seq`` numbering restarts with the
   in-memory state.
 """
@@ -66,6 +68,7 @@ class Hub:
         self._rearm = asyncio.Event()
         self._armed_deadline: int | None = None
         self._timer: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
         self.after_ingest: list[Callable[[], None]] = []
         """Called after every applied ingest, fan-out done (price alerts: ``take_fired``)."""
 
@@ -78,6 +81,7 @@ class Hub:
     async def start(self) -> None:
         self._rearm = asyncio.Event()
         self._timer = asyncio.create_task(self._flush_loop(), name="tickfan-flush")
+        self._watchdog = asyncio.create_task(self._watch_loop(), name="tickfan-send-watchdog")
         self.ready = True
 
     async def stop(self) -> None:
@@ -89,12 +93,13 @@ class Hub:
         deadline = time.monotonic() + self.config.shutdown_timeout_s
         while self.sessions and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
-        if self._timer is not None:
-            self._timer.cancel()
-            try:
-                await self._timer
-            except asyncio.CancelledError:
-                pass
+        for task in (self._timer, self._watchdog):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
 
     # --- sessions -------------------------------------------------------------------------------
 
@@ -118,9 +123,26 @@ class Hub:
             for conn_id in overflowed:
                 session = sessions.get(conn_id)
                 if session is not None and not session.closing:
-                    self.metrics.slow_consumers_disconnected += 1
-                    _log.info("closing slow consumer: connection %d (%s)", conn_id, session.channel.name)
-                    session.fail(ErrorCode.SLOW_CONSUMER)
+                    self._slow_consumer(session, "its queue overflowed")
+
+    def _slow_consumer(self, session: Session, why: str) -> None:
+        self.metrics.slow_consumers_disconnected += 1
+        _log.info("closing slow consumer: connection %d (%s): %s", session.conn_id, session.channel.name, why)
+        session.fail(ErrorCode.SLOW_CONSUMER)
+
+    async def _watch_loop(self) -> None:
+        """The send deadline: a socket whose writer completed no frame for ``send_timeout_s``
+        while it had frames to send is a slow consumer, however short its queue."""
+        timeout = self.config.send_timeout_s
+        period = min(1.0, timeout / 4)
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(period)
+            now = loop.time()
+            for session in list(self.sessions.values()):
+                if session.check_stall(now, timeout):
+                    self.metrics.send_timeouts += 1
+                    self._slow_consumer(session, f"no frame sent for {timeout:g} s")
 
     # --- ticks ----------------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ class Metrics:
         self.frames_out = 0
         self.bytes_out = 0
         self.slow_consumers_disconnected = 0
+        self.send_timeouts = 0
         self.send_failures = 0
         self.messages_in = 0
         self.rate_limit_closes = 0
@@ -90,6 +91,9 @@ class _Collector(Collector):
         yield CounterMetricFamily("tickfan_frames_dropped", "Frames dropped by full outbound queues", value=stats.get("dropped", 0))
         yield CounterMetricFamily(
             "tickfan_slow_consumers_disconnected", "Sockets closed with slow_consumer (1013)", value=m.slow_consumers_disconnected
+        )
+        yield CounterMetricFamily(
+            "tickfan_send_timeouts", "Slow consumers found by the send deadline (no frame sent for send_timeout_s)", value=m.send_timeouts
         )
         yield CounterMetricFamily("tickfan_send_failures", "Socket sends that failed (peer gone mid-send)", value=m.send_failures)
         yield CounterMetricFamily("tickfan_messages_in", "Inbound WebSocket messages", value=m.messages_in)
