@@ -33,7 +33,8 @@ def auth_frame(sub: str = "alice") -> str:
 class FakeSocket:
     """One accepted socket: ``push`` client frames, read what the server sent in ``events``."""
 
-    def __init__(self, hub: Hub, channel: Channel | None = None) -> None:
+    def __init__(self, hub: Hub, channel: Channel | None = None, *, peer: str | None = None) -> None:
+        """``peer``: an address whose slot the caller took with ``hub.admit`` (as the web adapter does)."""
         self.hub = hub
         self.channel = channel if channel is not None else MarketDataChannel(hub)
         self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -43,7 +44,7 @@ class FakeSocket:
         self.held = 0
         """Sends that were held."""
         self._released = asyncio.Event()
-        self.session = Session(hub, self.channel, MessageDecoder(self.channel.messages), self._send)
+        self.session = Session(hub, self.channel, MessageDecoder(self.channel.messages), self._send, peer=peer)
         self.task = asyncio.create_task(self.session.run(self._receive))
 
     async def _receive(self) -> dict[str, Any]:

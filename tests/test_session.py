@@ -251,3 +251,22 @@ def test_a_busy_writer_that_keeps_sending_is_not_stalled(impl: ModuleType) -> No
         assert hub.metrics.send_timeouts == 0 and sock.close_code is None
 
     _run(impl, scenario, send_timeout_s=0.2)
+
+
+def test_an_unauthenticated_slot_is_given_back_once_at_auth_or_at_the_end(impl: ModuleType) -> None:
+    async def scenario(hub: Any) -> None:
+        assert hub.admit("10.0.0.1") and hub.admit("10.0.0.1")
+        assert not hub.admit("10.0.0.1")  # the limit is 2
+        assert hub.admit("10.0.0.2")  # per address
+        first = FakeSocket(hub, peer="10.0.0.1")
+        second = FakeSocket(hub, peer="10.0.0.1")
+        await first.authed()  # gives its slot back
+        assert hub.metrics.unauthenticated == 2 and hub.admit("10.0.0.1")
+        hub.release("10.0.0.1")
+        first.push('{"type": "auth", "token": "not-a-token"}')  # a refused refresh ends the socket
+        second.push('{"type": "ping", "ts": 1}')  # not auth first: ends the socket
+        assert await first.closed() == 1008 and await second.closed() == 1008
+        assert hub.metrics.unauthenticated == 1  # only 10.0.0.2's; nothing given back twice
+        assert hub.metrics.unauthenticated_refused == 1
+
+    _run(impl, scenario, max_unauthenticated_per_peer=2)

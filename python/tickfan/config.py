@@ -118,6 +118,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("jwt_audience", str, "required 'aud' claim (unchecked when empty)"),
     Setting("jwt_issuer", str, "required 'iss' claim (unchecked when empty)"),
     Setting("auth_timeout_ms", int, "time a socket has to send its auth message"),
+    Setting("max_unauthenticated_per_peer", int, "sockets one remote address may hold open before they authenticate; more are closed 1013"),
     Setting("allowed_origins", _parse_list, "comma-separated Origin allow-list for WebSockets; empty: any", metavar="LIST"),
     Setting("max_message_bytes", int, "largest inbound WebSocket message"),
     Setting("max_symbols_per_connection", int, "subscriptions one socket may hold"),
@@ -162,6 +163,7 @@ class Config:
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
     auth_timeout_ms: int = 5000
+    max_unauthenticated_per_peer: int = 64
     allowed_origins: tuple[str, ...] = ()
     max_message_bytes: int = 64 * 1024
     max_symbols_per_connection: int = 100
@@ -278,6 +280,7 @@ class Config:
         elif self.jwt_secret is not None:
             need(len(self.jwt_secret) >= 32, "the JWT secret must be at least 32 characters (HS256 needs 256 bits)")
         need(self.auth_timeout_ms >= 1, "--auth-timeout-ms must be >= 1")
+        need(self.max_unauthenticated_per_peer >= 1, "--max-unauthenticated-per-peer must be >= 1")
         need(self.max_message_bytes >= 256, "--max-message-bytes must be >= 256")
         need(self.max_symbols_per_connection >= 1, "--max-symbols-per-connection must be >= 1")
         need(self.rate_limit_per_s > 0, "--rate-limit-per-s must be > 0")

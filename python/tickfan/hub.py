@@ -64,6 +64,7 @@ class Hub:
         self.epoch = secrets.token_hex(8)
         self.started_at = time.time()
         self.sessions: dict[int, Session] = {}
+        self._unauthenticated: dict[str, int] = {}  # remote address -> open unauthenticated sockets
         self.ready = False
         self._rearm = asyncio.Event()
         self._armed_deadline: int | None = None
@@ -110,6 +111,25 @@ class Hub:
 
     def unregister(self, conn_id: int) -> None:
         self.sessions.pop(conn_id, None)
+
+    def admit(self, peer: str) -> bool:
+        """Take one of ``peer``'s unauthenticated slots; False (counted) if it holds them all."""
+        held = self._unauthenticated.get(peer, 0)
+        if held >= self.config.max_unauthenticated_per_peer:
+            self.metrics.unauthenticated_refused += 1
+            return False
+        self._unauthenticated[peer] = held + 1
+        self.metrics.unauthenticated += 1
+        return True
+
+    def release(self, peer: str) -> None:
+        """Give back a slot taken by :meth:`admit` (the socket authenticated or ended)."""
+        held = self._unauthenticated.get(peer, 0) - 1
+        if held > 0:
+            self._unauthenticated[peer] = held
+        else:
+            self._unauthenticated.pop(peer, None)
+        self.metrics.unauthenticated -= 1
 
     def dispatch(self, ingest_t: float | None = None) -> None:
         """Wake writers with new frames; close overflowed connections. Never awaits."""

@@ -41,6 +41,8 @@ class Metrics:
         self.send_failures = 0
         self.messages_in = 0
         self.rate_limit_closes = 0
+        self.unauthenticated = 0  # open sockets not (yet) authenticated
+        self.unauthenticated_refused = 0
         self.core_stats: Callable[[], dict[str, int]] = dict
         self.registry = CollectorRegistry(auto_describe=True)
         self.fanout_counts = [0] * (len(_LATENCY_BUCKETS) + 1)  # per bucket, the last is +Inf
@@ -97,6 +99,12 @@ class _Collector(Collector):
         )
         yield CounterMetricFamily("tickfan_send_failures", "Socket sends that failed (peer gone mid-send)", value=m.send_failures)
         yield CounterMetricFamily("tickfan_messages_in", "Inbound WebSocket messages", value=m.messages_in)
+        yield GaugeMetricFamily("tickfan_unauthenticated_connections", "Open WebSocket connections not yet authenticated", value=m.unauthenticated)
+        yield CounterMetricFamily(
+            "tickfan_unauthenticated_refused",
+            "WebSockets refused (1013) because their address already held max_unauthenticated_per_peer",
+            value=m.unauthenticated_refused,
+        )
         yield CounterMetricFamily(
             "tickfan_rate_limit_closes", "Sockets closed for flooding past the rate limit (rate_limited, 1008)", value=m.rate_limit_closes
         )

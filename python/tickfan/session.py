@@ -124,8 +124,11 @@ class TokenBucket:
 class Session:
     """One connection's state, reader and writer. Created per socket by the web adapter."""
 
-    def __init__(self, hub: Hub, channel: Channel, decoder: MessageDecoder, send: Send) -> None:
+    def __init__(self, hub: Hub, channel: Channel, decoder: MessageDecoder, send: Send, *, peer: str | None = None) -> None:
+        """``peer``: the remote address whose unauthenticated slot (:meth:`Hub.admit`) this
+        socket holds; the session gives it back when it authenticates or ends."""
         self.hub = hub
+        self._peer = peer
         self.channel = channel
         self.config = hub.config
         self.principal: Principal | None = None
@@ -226,6 +229,7 @@ class Session:
             self._timers.clear()
             if self._final is None:
                 self._core.disconnect(self.conn_id)
+            self._release_peer()
             self.hub.unregister(self.conn_id)
             metrics.connection_closed(self.channel.name)
             try:
@@ -245,6 +249,11 @@ class Session:
             await asyncio.wait_for(self._send({"type": "websocket.close", "code": self._close_code}), _ABORT_S)
         except Exception as exc:  # noqa: BLE001 - timed out or the peer is gone: either way done
             _log.debug("close abandoned on connection %d: %r", self.conn_id, exc)
+
+    def _release_peer(self) -> None:
+        if self._peer is not None:
+            self.hub.release(self._peer)
+            self._peer = None
 
     def check_stall(self, now: float, timeout: float) -> bool:
         """True if the writer has had frames in hand and completed none for ``timeout`` seconds
@@ -461,6 +470,7 @@ class Session:
             self.fail(ErrorCode.AUTH_REQUIRED, "Authentication required: a refresh must keep the same user")
             return
         self.principal = principal
+        self._release_peer()
         loop = asyncio.get_running_loop()
         for name in ("auth", "expiry"):
             timer = self._timers.pop(name, None)

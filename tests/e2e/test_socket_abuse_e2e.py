@@ -175,3 +175,44 @@ def test_a_client_that_stops_reading_gets_slow_consumer_and_1013_when_it_reads_a
     assert seen[-1]["type"] == "error" and seen[-1]["code"] == "slow_consumer"
     assert all(m["type"] == "backfill" for m in seen[1:-1]) and len(seen) - 2 < 36  # the backlog was dropped
     assert server.metric("tickfan_slow_consumers_disconnected_total") == 1
+
+
+def test_unauthenticated_sockets_are_limited_per_address(fresh_server: Callable[..., Server]) -> None:
+    server = fresh_server("--max-unauthenticated-per-peer", "3", "--auth-timeout-ms", "30000")
+
+    async def refused() -> tuple[int | None, str]:
+        ws = await server.connect()
+        try:
+            await asyncio.wait_for(ws.recv(), 10)
+        except ConnectionClosed as exc:
+            assert exc.rcvd is not None, "closed without a close frame"
+            return exc.rcvd.code, exc.rcvd.reason
+        raise AssertionError("a socket over the limit was served")
+
+    async def scenario() -> None:
+        authed = await server.authed("already-in")  # authenticated sockets do not count
+        waiting = [await server.connect() for _ in range(3)]
+        await wait_metric(server, "tickfan_unauthenticated_connections", lambda v: v == 3)
+        assert await refused() == (1013, "too many unauthenticated connections from this address")
+        assert await refused() == (1013, "too many unauthenticated connections from this address")
+        # Authenticating frees a slot...
+        await waiting[0].send(json.dumps({"type": "auth", "token": server.token("late")}))
+        assert (await recv_json(waiting[0]))["type"] == "auth_success"
+        fourth = await server.connect()  # takes it
+        assert await refused() == (1013, "too many unauthenticated connections from this address")
+        await fourth.send(json.dumps({"type": "auth", "token": server.token("fourth")}))
+        assert (await recv_json(fourth))["type"] == "auth_success"
+        # ... and so does going away.
+        await waiting[1].close()
+        await wait_metric(server, "tickfan_unauthenticated_connections", lambda v: v == 1)
+        fifth = await server.authed("fifth")
+        extra = [await server.connect() for _ in range(2)]  # back to three
+        assert await refused() == (1013, "too many unauthenticated connections from this address")
+        for ws in (authed, waiting[0], fourth):  # the authenticated ones were never affected
+            await ws.send(json.dumps({"type": "ping", "ts": 9}))
+            assert (await recv_until(ws, lambda m: m["type"] == "pong"))[0]["ts"] == 9
+        for ws in (authed, waiting[0], waiting[2], fourth, fifth, *extra):
+            await ws.close()
+
+    run(scenario(), timeout=60)
+    assert server.metric("tickfan_unauthenticated_refused_total") == 4
