@@ -323,7 +323,7 @@ impl PyCore {
             .into_iter()
             .map(|i| self.inner.symbol_name(i).to_owned())
             .collect();
-        let snapshots = PyList::new(py, snapshots.into_iter().map(|f| f.obj))?;
+        let snapshots = PyList::new(py, snapshots.into_iter().map(|f| f.to_py(py)))?;
         Ok((known, unknown, snapshots))
     }
 
@@ -358,15 +358,8 @@ impl PyCore {
     }
 
     fn push(&mut self, py: Python<'_>, conn_id: i64, frame: Bound<'_, PyString>) -> PyResult<bool> {
-        let len = frame.len()?;
         self.inner
-            .push(
-                conn_id,
-                PyFrame {
-                    obj: frame.unbind(),
-                    len,
-                },
-            )
+            .push(conn_id, PyFrame::from_py(frame)?)
             .py_err(py)
     }
 
@@ -385,7 +378,7 @@ impl PyCore {
             // Every slot must be filled (an empty one would crash the caller).
             assert_eq!(frames.len(), n, "drain_len and drain_frames disagree");
             for (i, f) in frames.enumerate() {
-                pylist::put(&list, i, f.obj.into_bound(py).into_any());
+                pylist::put(&list, i, f.to_py(py).into_any());
             }
         }
         Ok(list)
