@@ -28,6 +28,7 @@ run: build
 
 test: build
 	cargo test --quiet -p tickfan-core
+	cargo test --quiet --release -p tickfan-python --lib
 	$(PY) -m pytest -q --benchmark-disable
 
 # Micro-benchmarks: both cores and a naive baseline side by side, one group per operation.

@@ -19,14 +19,16 @@ from pathlib import Path
 
 import pytest
 
-from tickfan_e2e import CORES, Server, write_universe
+from tickfan_e2e import CORES, MARKET_DATA_SERVERS, Server, write_universe
 
 
-@pytest.fixture(scope="session", params=CORES)
+@pytest.fixture(scope="session", params=MARKET_DATA_SERVERS)
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Each core on Granian, and the Rust core's fast lane (``/ws/market-data`` on ``--fast-port``)."""
+    core, _, fast = request.param.partition("-")
     data_dir = tmp_path_factory.mktemp(f"srv-{request.param}")
     srv = Server(
-        request.param,
+        core,
         data_dir,
         "--feed", "none",
         "--symbols", str(write_universe(data_dir / "symbols.json")),
@@ -34,6 +36,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         "--max-queue-bytes", str(1024 * 1024),
         "--max-symbols-per-connection", "6",
         "--log-level", "warning",
+        transport="fast" if fast else "granian",
     ).start()
     yield srv
     srv.stop()

@@ -12,12 +12,15 @@
 
 use std::sync::{Arc, OnceLock};
 
+use bytes::Bytes;
+
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 use tickfan_core::Frame;
 
 struct Shared {
-    text: Box<str>,
+    /// UTF-8 text (always built from a `str`).
+    text: Bytes,
     /// `len()` of the text as Python counts it (characters), as the twin counts queue bytes.
     len: usize,
     py: OnceLock<Py<PyString>>,
@@ -26,12 +29,11 @@ struct Shared {
 #[derive(Clone)]
 pub struct PyFrame(Arc<Shared>);
 
-#[allow(dead_code)] // `bytes` and `needs_interpreter` are for writers outside Python
 impl PyFrame {
     /// A frame queued from Python (an ack, an error, a channel's own message): its `str` is
     /// already there, so it is cached from the start and comes back as the same object.
     pub fn from_py(obj: Bound<'_, PyString>) -> PyResult<Self> {
-        let text: Box<str> = obj.to_str()?.into();
+        let text = Bytes::copy_from_slice(obj.to_str()?.as_bytes());
         let len = obj.len()?;
         let py = OnceLock::new();
         let _ = py.set(obj.unbind());
@@ -42,27 +44,32 @@ impl PyFrame {
     pub fn to_py<'py>(&self, py: Python<'py>) -> Bound<'py, PyString> {
         self.0
             .py
-            .get_or_init(|| PyString::new(py, &self.0.text).unbind())
+            .get_or_init(|| PyString::new(py, self.text()).unbind())
             .bind(py)
             .clone()
     }
 
-    /// The encoded bytes (UTF-8 JSON text).
-    pub fn bytes(&self) -> &[u8] {
-        self.0.text.as_bytes()
+    fn text(&self) -> &str {
+        // Built from a `str` only, so this never fails.
+        std::str::from_utf8(&self.0.text).unwrap_or("")
     }
 
-    /// Whether dropping this clone may release a Python object (a cached `str`, and no other
-    /// clone left): only then must it be dropped while attached to the interpreter.
+    /// The encoded UTF-8 text as shared bytes (a reference count, no copy).
+    pub fn bytes(&self) -> Bytes {
+        self.0.text.clone()
+    }
+
+    /// Whether dropping this clone may release a Python object (it holds a cached `str`; any
+    /// other clone may be dropped meanwhile): such a clone is dropped while attached.
     pub fn needs_interpreter(&self) -> bool {
-        self.0.py.get().is_some() && Arc::strong_count(&self.0) == 1
+        self.0.py.get().is_some()
     }
 }
 
 impl Frame for PyFrame {
     fn from_ascii(text: &str) -> Self {
         PyFrame(Arc::new(Shared {
-            text: text.into(),
+            text: Bytes::copy_from_slice(text.as_bytes()),
             len: text.len(),
             py: OnceLock::new(),
         }))
