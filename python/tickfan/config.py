@@ -125,6 +125,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("rate_limit_burst", int, "token bucket size (inbound burst)"),
     Setting("max_queue_frames", int, "outbound queue limit per socket, frames"),
     Setting("max_queue_bytes", int, "outbound queue limit per socket, bytes"),
+    Setting("max_ts_skew_ms", int, "ticks whose ts is further ahead of the server clock than this are refused (ms)"),
     Setting("high_freq_per_s", float, "auto mode: ticks/s above which a symbol is batched"),
     Setting("candle_retention", _parse_retention, "candles kept per interval, e.g. 1s=3600,1m=1440", metavar="LIST"),
     Setting("sim_speed", float, "multiplier on every simulated symbol's tick rate"),
@@ -167,6 +168,7 @@ class Config:
     rate_limit_burst: int = 40
     max_queue_frames: int = 10_000
     max_queue_bytes: int = 8 * 1024 * 1024
+    max_ts_skew_ms: int = 60_000
     high_freq_per_s: float = 20.0
     candle_retention: tuple[tuple[str, int], ...] = ()
     sim_speed: float = 1.0
@@ -279,6 +281,7 @@ class Config:
         need(self.rate_limit_per_s > 0, "--rate-limit-per-s must be > 0")
         need(self.rate_limit_burst >= 1, "--rate-limit-burst must be >= 1")
         need(self.max_queue_frames >= 1 and self.max_queue_bytes >= 1, "queue limits must be >= 1")
+        need(self.max_ts_skew_ms >= 0, "--max-ts-skew-ms must be >= 0")
         need(self.high_freq_per_s > 0, "--high-freq-per-s must be > 0")
         for name, count in self.candle_retention:
             need(name in INTERVAL_NAMES, f"--candle-retention: unknown interval {name!r} (one of {', '.join(INTERVAL_NAMES)})")

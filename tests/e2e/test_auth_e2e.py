@@ -72,8 +72,13 @@ def test_bad_tokens_are_refused_with_1008(server: Server, kind: str) -> None:
         '{"type": "auth", "token": 42}',
         '{"type": "auth"}',
         '{"type": "subscribe", "symbols": ["BTC/USD"]}',
+        '{"type": "auth", "token": 1e400}',
+        '{"type": "ping", "ts": 1e400}',
+        '{"type": "auth", "token": ' + "[" * 3000 + "]" * 3000 + "}",
+        "[" * 3000 + "]" * 3000,
     ],
-    ids=["ping_first", "garbage", "array", "token_not_string", "token_missing", "subscribe_first"],
+    ids=["ping_first", "garbage", "array", "token_not_string", "token_missing", "subscribe_first",
+         "token_1e400", "ping_1e400", "token_deep", "deep_array"],
 )
 def test_first_message_must_be_a_valid_auth(server: Server, first: str) -> None:
     async def scenario() -> tuple[int | None, list[dict[str, object]]]:

@@ -21,7 +21,7 @@ from tickfan.auth import PUBLISH_SCOPE
 from tickfan.bots import STATUSES, BotRegistry
 from tickfan.protocol import encode
 from tickfan.session import Session, now_ms
-from tickfan.web.api import ApiError, require_principal
+from tickfan.web.api import MAX_BODY_BYTES, ApiError, decode_body, require_principal
 from tickfan.web.per_user import PerUserChannel
 
 __all__ = ["BotStatusChannel", "ROUTES", "MAX_BOT_ID_CHARS"]
@@ -58,14 +58,11 @@ class _StatusBody(msgspec.Struct, forbid_unknown_fields=True):
     detail: Any = None
 
 
-_decode_body = msgspec.json.Decoder(_StatusBody).decode
-
-
 def channel_of(request: Request[Any, Any, Any]) -> BotStatusChannel:
     return request.app.state.bot_status  # type: ignore[no-any-return]
 
 
-@post("/api/bots/{bot_id:str}/status", status_code=200)
+@post("/api/bots/{bot_id:str}/status", status_code=200, request_max_body_size=MAX_BODY_BYTES)
 async def post_bot_status(request: Request[Any, Any, Any], bot_id: str) -> dict[str, Any]:
     """Publish a bot's status for the user in the body (publish scope).
 
@@ -76,12 +73,7 @@ async def post_bot_status(request: Request[Any, Any, Any], bot_id: str) -> dict[
     require_principal(request, PUBLISH_SCOPE)
     if not 1 <= len(bot_id) <= MAX_BOT_ID_CHARS:
         raise ApiError(422, f"bot_id must be 1 to {MAX_BOT_ID_CHARS} characters")
-    try:
-        body = _decode_body(await request.body())
-    except msgspec.ValidationError as exc:
-        raise ApiError(422, f"Invalid body: {exc}") from None
-    except msgspec.DecodeError:
-        raise ApiError(400, "The body is not valid JSON") from None
+    body: _StatusBody = await decode_body(request, _StatusBody)
     if body.status not in STATUSES:
         raise ApiError(422, f"status must be one of {', '.join(STATUSES)}")
     if body.detail is not None and not isinstance(body.detail, dict):

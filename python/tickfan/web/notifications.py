@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import msgspec
 from litestar import Request, get, post
 from msgspec import Meta, Struct
 
@@ -29,7 +28,7 @@ from tickfan.auth import PUBLISH_SCOPE
 from tickfan.protocol import encode
 from tickfan.session import Session, now_ms
 from tickfan.stores import Notification, Store
-from tickfan.web.api import ApiError, require_principal
+from tickfan.web.api import MAX_BODY_BYTES, ApiError, decode_body, require_principal
 from tickfan.web.per_user import PerUserChannel
 
 __all__ = ["NotificationsChannel", "MarkRead", "ROUTES", "INITIAL_UNREAD", "MAX_IDS"]
@@ -135,20 +134,11 @@ def channel_of(request: Request[Any, Any, Any]) -> NotificationsChannel:
     return request.app.state.notifications  # type: ignore[no-any-return]
 
 
-async def _decode(request: Request[Any, Any, Any], kind: type[Any]) -> Any:
-    try:
-        return msgspec.json.decode(await request.body(), type=kind)
-    except msgspec.ValidationError as exc:
-        raise ApiError(422, f"Invalid body: {exc}") from None
-    except msgspec.DecodeError:
-        raise ApiError(400, "The body is not valid JSON") from None
-
-
-@post("/api/notifications", status_code=201)
+@post("/api/notifications", status_code=201, request_max_body_size=MAX_BODY_BYTES)
 async def create_notification(request: Request[Any, Any, Any]) -> dict[str, int]:
     """Store and push a notification (publish scope): 201 ``{"id"}``."""
     require_principal(request, PUBLISH_SCOPE)
-    body: _CreateBody = await _decode(request, _CreateBody)
+    body: _CreateBody = await decode_body(request, _CreateBody)
     notification = await channel_of(request).create(
         body.user_id, body.kind, body.title, body.body, body.data
     )
@@ -169,11 +159,11 @@ async def list_notifications(
     return {"notifications": await store.list_notifications(principal.sub, after, limit)}
 
 
-@post("/api/notifications/read", status_code=200)
+@post("/api/notifications/read", status_code=200, request_max_body_size=MAX_BODY_BYTES)
 async def mark_notifications_read(request: Request[Any, Any, Any]) -> dict[str, list[int]]:
     """Mark the caller's notifications read: 200 ``{"ids": [...]}`` (same rule as ``mark_read``)."""
     principal = require_principal(request)
-    body: _ReadBody = await _decode(request, _ReadBody)
+    body: _ReadBody = await decode_body(request, _ReadBody)
     return {"ids": await channel_of(request).store.mark_read(principal.sub, list(body.ids))}
 
 
