@@ -511,13 +511,14 @@ async def _huge_tick_array(t: Target) -> Answer:
     return answer
 
 
-MAX_BODY = 10_000_000  # Litestar's request_max_body_size, which the app keeps
+TICKS_MAX_BODY = 10_000_000  # Litestar's default request_max_body_size, kept for POST /api/ticks
+MAX_BODY = 1024 * 1024  # every other write route
 
 
-def oversized_body(path: str, who: str, *, chunked: bool) -> Attack:
-    """POST a body over the limit: declared up front (``Content-Length``), or streamed chunked
-    without a length, MAX_BODY + 1 bytes, then read the answer. (Nothing more is sent after the
-    limit: data the server never reads would make its close a TCP reset that can eat the answer.)"""
+def oversized_body(path: str, who: str, size: int, *, chunked: bool) -> Attack:
+    """POST ``size`` bytes: declared up front (``Content-Length``, only a few bytes sent), or
+    streamed chunked without a length, then read the answer. (Nothing is sent past ``size``: data
+    the server never reads would make its close a TCP reset, which can eat the answer.)"""
 
     async def attack(t: Target) -> Answer:
         h = t.publisher_headers() if who == "publisher" else t.user_headers(users("attacker")[0])
@@ -526,14 +527,14 @@ def oversized_body(path: str, who: str, *, chunked: bool) -> Attack:
         try:
             if chunked:
                 writer.write((head + "Transfer-Encoding: chunked\r\n\r\n").encode())
-                left = MAX_BODY + 1
+                left = size
                 while left:
                     n = min(left, 65536)
                     writer.write(b"%x\r\n" % n + b"1" * n + b"\r\n")
                     await writer.drain()
                     left -= n
             else:
-                writer.write((head + f"Content-Length: {MAX_BODY + 1}\r\n\r\n").encode() + b"[1,")
+                writer.write((head + f"Content-Length: {size}\r\n\r\n").encode() + b"[1,")
                 await writer.drain()
             status_line = await asyncio.wait_for(reader.readline(), 30)
         finally:
@@ -541,6 +542,10 @@ def oversized_body(path: str, who: str, *, chunked: bool) -> Attack:
         return http(int(status_line.split()[1]))
 
     return attack
+
+
+def _limit(path: str) -> int:
+    return TICKS_MAX_BODY if path == "/api/ticks" else MAX_BODY
 
 
 async def _flood_before_auth(t: Target) -> Answer:
@@ -660,8 +665,8 @@ CASES: list[Case] = [
     # --- HTTP bodies
     *[Case(f"http_invalid_json_{_slug(p)}", f"`POST {p}` with `{{not json`", request("POST", p, who=who, raw=b"{not json"), http(400)) for p, who in JSON_BODIES],
     *[Case(f"http_deep_nesting_{_slug(p)}", f"`POST {p}` with 20,000-deep nested arrays", request("POST", p, who=who, raw=_deep(20_000).encode()), http(400)) for p, who in JSON_BODIES],
-    *[Case(f"http_oversized_body_{_slug(p)}", f"`POST {p}` declaring a body of 10 MB + 1 byte", oversized_body(p, who, chunked=False), http(413)) for p, who in JSON_BODIES],
-    *[Case(f"http_oversized_chunked_{_slug(p)}", f"`POST {p}` streaming 10 MB + 1 byte chunked, no length", oversized_body(p, who, chunked=True), http(413)) for p, who in JSON_BODIES[:3]],
+    *[Case(f"http_oversized_body_{_slug(p)}", f"`POST {p}` declaring a body of {_limit(p):,} + 1 bytes", oversized_body(p, who, _limit(p) + 1, chunked=False), http(413)) for p, who in JSON_BODIES],
+    *[Case(f"http_oversized_chunked_{_slug(p)}", f"`POST {p}` streaming {_limit(p):,} + 1 bytes chunked, no length", oversized_body(p, who, _limit(p) + 1, chunked=True), http(413)) for p, who in JSON_BODIES],
     Case("http_non_array_ticks", "`POST /api/ticks` with an object", request("POST", "/api/ticks", body={"symbol": "ADA/USD"}), http(422)),
     Case("http_non_object_notification", "`POST /api/notifications` with `[1,2]`", request("POST", "/api/notifications", body=[1, 2]), http(422)),
     Case("http_non_object_bot_status", '`POST /api/bots/b-1/status` with `"x"`', request("POST", "/api/bots/b-1/status", body="x"), http(422)),
@@ -681,11 +686,16 @@ CASES: list[Case] = [
     Case("http_tick_unknown_symbol", "a tick of `NOPE/USD`", request("POST", "/api/ticks", body=_tick(symbol="NOPE/USD")), http(422)),
     Case("http_ts_backwards", "a tick a minute older than its symbol's last one", _ts_backwards, http(422)),
     Case("http_far_future_ts", "a tick stamped in microseconds (~1000x ahead of the clock)", _far_future_ts, http(422)),
-    Case("http_notification_big_data", "a notification whose `data` is 9 MB", request("POST", "/api/notifications", body={"user_id": "victim", "kind": "info", "title": "t", "data": {"blob": "x" * 9_000_000}}), http(413)),
+    Case("http_notification_9mb_data", "a notification whose `data` is 9 MB (declared)", oversized_body("/api/notifications", "publisher", 9_000_000, chunked=False), http(413)),
+    Case("http_notification_data_over_cap", "a notification whose `data` is 16,385 bytes of JSON", request("POST", "/api/notifications", body={"user_id": "victim", "kind": "info", "title": "t", "data": {"b": "x" * (16_384 - 7)}}), http(422)),
+    Case("http_notification_data_at_cap", "a notification whose `data` is exactly 16,384 bytes of JSON", request("POST", "/api/notifications", body={"user_id": "victim", "kind": "info", "title": "t", "data": {"b": "x" * (16_384 - 8)}}), http(201)),
+    Case("http_notification_data_too_deep", "a notification whose `data` nests 33 levels", request("POST", "/api/notifications", body={"user_id": "victim", "kind": "info", "title": "t", "data": json.loads(_deep_object(33))}), http(422)),
+    Case("http_notification_data_32_levels", "a notification whose `data` nests 32 levels", request("POST", "/api/notifications", body={"user_id": "victim", "kind": "info", "title": "t", "data": json.loads(_deep_object(32))}), http(201)),
     Case("http_notification_long_title", "a notification whose `title` is 16,385 characters", request("POST", "/api/notifications", body={"user_id": "victim", "kind": "info", "title": "x" * 16_385}), http(422)),
-    Case("http_bot_big_detail", "a bot status whose `detail` is 5 MB", request("POST", "/api/bots/b-1/status", body={"user_id": "victim", "status": "running", "detail": {"blob": "x" * 5_000_000}}), http(413)),
+    Case("http_bot_5mb_detail", "a bot status whose `detail` is 5 MB (declared)", oversized_body("/api/bots/b-1/status", "publisher", 5_000_000, chunked=False), http(413)),
+    Case("http_bot_detail_over_cap", "a bot status whose `detail` is 4,097 bytes of JSON", request("POST", "/api/bots/b-1/status", body={"user_id": "victim", "status": "running", "detail": {"b": "x" * (4096 - 7)}}), http(422)),
     Case("http_alert_nan", "an alert with `above: NaN`", request("POST", "/api/alerts", who="user", raw=b'{"symbol":"BTC/USD","above":NaN}'), http(400)),
-    Case("http_alert_1e400", "an alert with `above: 1e400`", request("POST", "/api/alerts", who="user", raw=b'{"symbol":"BTC/USD","above":1e400}'), http(422)),
+    Case("http_alert_1e400", "an alert with `above: 1e400`", request("POST", "/api/alerts", who="user", raw=b'{"symbol":"BTC/USD","above":1e400}'), http(400)),
     Case("http_alert_negative", "an alert with `below: -1`", request("POST", "/api/alerts", who="user", body={"symbol": "BTC/USD", "below": -1}), http(422)),
     Case("http_alert_unknown_symbol", "an alert on `NOPE/USD`", request("POST", "/api/alerts", who="user", body={"symbol": "NOPE/USD", "above": 1}), http(422)),
     # --- query parameters
@@ -782,3 +792,9 @@ def test_security_doc_lists_every_attack() -> None:
     doc = DOC.read_text().splitlines()
     missing = [doc_row(c) for c in CASES if doc_row(c) not in doc]
     assert not missing, "docs/security.md lacks (or states differently) these rows:\n" + "\n".join(missing)
+
+
+if __name__ == "__main__":  # PYTHONPATH=tests/e2e python tests/e2e/test_attacks_e2e.py: the doc's table
+    print("| case | attack | answer |\n| --- | --- | --- |")
+    for case in CASES:
+        print(doc_row(case))
