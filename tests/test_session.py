@@ -135,3 +135,57 @@ def test_msgspec_still_raises_what_the_seam_exists_for() -> None:
         msgspec.json.decode("1e400")
     with pytest.raises(RecursionError):
         msgspec.json.decode(DEEP_ARRAY)
+
+
+def test_a_sustained_flood_is_closed_with_rate_limited_and_1008(impl: ModuleType) -> None:
+    async def scenario(hub: Any) -> None:
+        sock = await FakeSocket(hub).authed()
+        i = 0
+        while not sock.task.done():
+            sock.push('{"type": "ping", "ts": %d}' % i)
+            i += 1
+            if i % 10 == 0:
+                await asyncio.sleep(0.005)  # ~2,000 messages/s, 100 times the limit
+            assert i < 100_000, "the flood was never closed"
+        assert sock.close_code == 1008
+        errors = [f for f in sock.frames if f["type"] == "error"]
+        assert [e["code"] for e in errors] == ["rate_limited", "rate_limited"]  # once per flood, then the close
+        assert sock.frames[-1] == errors[-1] and "closed" in errors[-1]["error"]
+        assert hub.metrics.rate_limit_closes == 1
+
+    _run(impl, scenario, rate_limit_per_s=20.0, rate_limit_burst=5, rate_limit_close_s=0.3)
+
+
+def test_floods_separated_by_a_quiet_second_are_not_one_sustained_flood(impl: ModuleType) -> None:
+    async def scenario(hub: Any) -> None:
+        sock = await FakeSocket(hub).authed()
+        for flood in range(3):  # 3 floods over more than 2 s, each much shorter than 1 s
+            for i in range(30):
+                sock.push('{"type": "ping", "ts": %d}' % i)
+            await sock.wait(lambda s: len([f for f in s.frames if f["type"] == "error"]) == flood + 1)
+            await asyncio.sleep(1.1)  # the quiet second that ends a flood (the behaviour under test)
+        sock.push('{"type": "ping", "ts": -1}')
+        await sock.wait(lambda s: s.frames[-1].get("ts") == -1)
+        assert sock.close_code is None and hub.metrics.rate_limit_closes == 0
+
+    _run(impl, scenario, rate_limit_per_s=20.0, rate_limit_burst=5, rate_limit_close_s=1.5)
+
+
+def test_refused_messages_are_not_decoded(impl: ModuleType) -> None:
+    async def scenario(hub: Any) -> None:
+        sock = await FakeSocket(hub).authed()
+        decoded: list[Any] = []
+        real = sock.session._decoder.decode
+
+        def counting(frame: Any) -> Any:
+            decoded.append(frame)
+            return real(frame)
+
+        sock.session._decoder.decode = counting  # type: ignore[method-assign]
+        for i in range(200):
+            sock.push('{"type": "ping", "ts": %d}' % i)
+        await sock.wait(lambda s: any(f.get("code") == "rate_limited" for f in s.frames))
+        await sock.wait(lambda s: s.inbox.empty())
+        assert len(decoded) < 50  # the burst (5) and what refilled meanwhile, not the 200
+
+    _run(impl, scenario, rate_limit_per_s=20.0, rate_limit_burst=5, rate_limit_close_s=30.0)

@@ -21,6 +21,7 @@ __all__ = [
     "ErrorCode",
     "CloseCode",
     "ERROR_CLOSE",
+    "FLOOD_CLOSE",
     "ERROR_TEXT",
     "Auth",
     "Ping",
@@ -59,7 +60,7 @@ class CloseCode(enum.IntEnum):
 
     NORMAL = 1000
     GOING_AWAY = 1001  # server shutdown
-    POLICY_VIOLATION = 1008  # auth_required, token_expired
+    POLICY_VIOLATION = 1008  # auth_required, token_expired, rate_limited after a sustained flood
     MESSAGE_TOO_BIG = 1009  # message_too_large
     INTERNAL_ERROR = 1011
     TRY_AGAIN_LATER = 1013  # slow_consumer
@@ -72,6 +73,11 @@ ERROR_CLOSE: dict[ErrorCode, CloseCode] = {
     ErrorCode.SLOW_CONSUMER: CloseCode.TRY_AGAIN_LATER,
 }
 """The fatal codes and the close code that follows each."""
+
+FLOOD_CLOSE = CloseCode.POLICY_VIOLATION
+"""The close after ``rate_limited`` when a flood outlasts ``rate_limit_close_s``: the client broke
+the documented rate for that long (1008, as for other policy breaches; not 1013, which invites an
+immediate reconnect)."""
 
 ERROR_TEXT: dict[ErrorCode, str] = {
     ErrorCode.AUTH_REQUIRED: "Authentication required",
