@@ -12,6 +12,8 @@ The :class:`Hub` owns the sans-I/O ``Core`` and everything that makes it run in 
   so a slow or dead socket cannot stall the fan-out;
 * one flush timer task, sleeping until ``core.next_deadline_ms()`` and woken early when an
   ingest opens an earlier window;
+* one send watchdog task: a socket whose writer has completed no frame for ``send_timeout_s``
+  while holding frames (a peer that stopped reading) is closed as a slow consumer too;
 * the ``epoch``: a fresh random string per hub, since ``seq`` numbering restarts with the
   in-memory state.
 """
@@ -66,10 +68,12 @@ class Hub:
         self.epoch = secrets.token_hex(8)
         self.started_at = time.time()
         self.sessions: dict[int, Session] = {}
+        self._unauthenticated: dict[str, int] = {}  # remote address -> open unauthenticated sockets
         self.ready = False
         self._rearm = asyncio.Event()
         self._armed_deadline: int | None = None
         self._timer: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
         self.after_ingest: list[Callable[[], None]] = []
         """Called after every applied ingest, fan-out done (price alerts: ``take_fired``)."""
 
@@ -82,6 +86,7 @@ class Hub:
     async def start(self) -> None:
         self._rearm = asyncio.Event()
         self._timer = asyncio.create_task(self._flush_loop(), name="tickfan-flush")
+        self._watchdog = asyncio.create_task(self._watch_loop(), name="tickfan-send-watchdog")
         self.ready = True
 
     async def stop(self) -> None:
@@ -93,12 +98,13 @@ class Hub:
         deadline = time.monotonic() + self.config.shutdown_timeout_s
         while self.sessions and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
-        if self._timer is not None:
-            self._timer.cancel()
-            try:
-                await self._timer
-            except asyncio.CancelledError:
-                pass
+        for task in (self._timer, self._watchdog):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
 
     # --- sessions -------------------------------------------------------------------------------
 
@@ -109,6 +115,25 @@ class Hub:
 
     def unregister(self, conn_id: int) -> None:
         self.sessions.pop(conn_id, None)
+
+    def admit(self, peer: str) -> bool:
+        """Take one of ``peer``'s unauthenticated slots; False (counted) if it holds them all."""
+        held = self._unauthenticated.get(peer, 0)
+        if held >= self.config.max_unauthenticated_per_peer:
+            self.metrics.unauthenticated_refused += 1
+            return False
+        self._unauthenticated[peer] = held + 1
+        self.metrics.unauthenticated += 1
+        return True
+
+    def release(self, peer: str) -> None:
+        """Give back a slot taken by :meth:`admit` (the socket authenticated or ended)."""
+        held = self._unauthenticated.get(peer, 0) - 1
+        if held > 0:
+            self._unauthenticated[peer] = held
+        else:
+            self._unauthenticated.pop(peer, None)
+        self.metrics.unauthenticated -= 1
 
     def dispatch(self, ingest_t: float | None = None) -> None:
         """Wake writers with new frames; close overflowed connections. Never awaits."""
@@ -122,9 +147,26 @@ class Hub:
             for conn_id in overflowed:
                 session = sessions.get(conn_id)
                 if session is not None and not session.closing:
-                    self.metrics.slow_consumers_disconnected += 1
-                    _log.info("closing slow consumer: connection %d (%s)", conn_id, session.channel.name)
-                    session.fail(ErrorCode.SLOW_CONSUMER)
+                    self._slow_consumer(session, "its queue overflowed")
+
+    def _slow_consumer(self, session: Session, why: str) -> None:
+        self.metrics.slow_consumers_disconnected += 1
+        _log.info("closing slow consumer: connection %d (%s): %s", session.conn_id, session.channel.name, why)
+        session.fail(ErrorCode.SLOW_CONSUMER)
+
+    async def _watch_loop(self) -> None:
+        """The send deadline: a socket whose writer completed no frame for ``send_timeout_s``
+        while it had frames to send is a slow consumer, however short its queue."""
+        timeout = self.config.send_timeout_s
+        period = min(1.0, timeout / 4)
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(period)
+            now = loop.time()
+            for session in list(self.sessions.values()):
+                if session.check_stall(now, timeout):
+                    self.metrics.send_timeouts += 1
+                    self._slow_consumer(session, f"no frame sent for {timeout:g} s")
 
     # --- ticks ----------------------------------------------------------------------------------
 
