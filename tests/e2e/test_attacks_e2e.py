@@ -44,6 +44,8 @@ AUDIENCE = "tickfan-e2e"
 ISSUER = "https://issuer.e2e.invalid"
 ALLOWED_ORIGIN = "https://app.example"
 AUTH_TIMEOUT_MS = 1500
+UNAUTH_PER_PEER = 16
+FLOOD_CLOSE_S = 2
 MAX_BYTES = 64 * 1024
 WATCH, BACK, FUTURE = "TEST/WATCH", "TEST/BACK", "TEST/FUTURE"
 OPEN = "open"
@@ -150,6 +152,8 @@ def hs(core: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
         "--symbols", str(_universe(data / "symbols.json")),
         "--jwt-audience", AUDIENCE, "--jwt-issuer", ISSUER,
         "--allowed-origins", ALLOWED_ORIGIN,
+        "--max-unauthenticated-per-peer", str(UNAUTH_PER_PEER),
+        "--rate-limit-close-s", str(FLOOD_CLOSE_S),
         claims={"aud": AUDIENCE, "iss": ISSUER},
     ).start()  # fmt: skip
     yield srv
@@ -337,6 +341,8 @@ TOKENS: dict[str, tuple[str, str, Callable[[Target], Any]]] = {
     "missing_exp": ("hs", "no `exp`", _with(exp=None)),
     "exp_not_number": ("hs", '`exp: "tomorrow"`', _with(exp="tomorrow")),
     "exp_1e30": ("hs", "`exp` = 10^30 (a token for ever)", _with(exp=10**30)),
+    "exp_beyond_max_lifetime": ("hs", "`exp` one day and one hour ahead (maximum lifetime one day)", _with(exp=lambda: int(time.time()) + 86_400 + 3600)),
+    "lifetime_from_iat": ("hs", "`iat` ten days ago, `exp` in an hour (lifetime over the maximum)", _with(iat=lambda: int(time.time()) - 10 * 86_400, exp=lambda: int(time.time()) + 3600)),
     "wrong_aud": ("hs", "`aud` of another service (audience configured)", _with(aud="another-service")),
     "missing_aud": ("hs", "no `aud` (audience configured)", _with(aud=None)),
     "wrong_iss": ("hs", "`iss` of another issuer (issuer configured)", _with(iss="https://evil.example")),
@@ -566,6 +572,61 @@ async def _short_flood(t: Target) -> Answer:
         return await _outcome(sock, probe=True)
 
 
+async def _persistent_flood(t: Target) -> Answer:
+    """Keep over the rate limit (a ping every millisecond), reading meanwhile, until closed."""
+    async with await t.authed(users("flooder")[0]) as sock:
+        codes: list[str] = []
+
+        async def read() -> Answer:
+            try:
+                while True:
+                    message = json.loads(await sock.recv())
+                    if message["type"] == "error":
+                        codes.append(message["code"])
+            except ConnectionClosed as exc:
+                return ws(*codes, close=exc.rcvd.code if exc.rcvd is not None else None)
+
+        reader = asyncio.create_task(read())
+        deadline = time.monotonic() + FLOOD_CLOSE_S + 10
+        try:
+            while time.monotonic() < deadline and not reader.done():
+                await sock.send('{"type":"ping","ts":1}')
+                await asyncio.sleep(0.001)
+        except ConnectionClosed:
+            pass
+        return await asyncio.wait_for(reader, 10)
+
+
+async def _unauthenticated_metric(t: Target) -> float:
+    async with httpx.AsyncClient(base_url=t.http, timeout=10) as c:
+        text = (await c.get("/metrics")).text
+    return float(next(line for line in text.splitlines() if line.startswith("tickfan_unauthenticated_connections")).split()[-1])
+
+
+async def _over_the_unauthenticated_limit(t: Target) -> Answer:
+    """Hold the per-address limit of silent sockets, then open one more."""
+    deadline = time.monotonic() + 10
+    while await _unauthenticated_metric(t) > 0:  # sockets of earlier cases still closing
+        assert time.monotonic() < deadline, "unauthenticated sockets of earlier cases never went away"
+        await asyncio.sleep(0.05)
+    held = [await t.connect() for _ in range(UNAUTH_PER_PEER)]
+    try:
+        async with await t.connect() as extra:
+            answer = await _outcome(extra, probe=False, timeout=10)
+            reason = extra.close_reason
+        assert reason == "too many unauthenticated connections from this address", reason
+        # the held sockets are still served: one of them authenticates
+        await held[0].send(json.dumps({"type": "auth", "token": t.token(users("alice")[0])}))
+        assert (await recv_json(held[0]))["type"] == "auth_success"
+    finally:
+        for sock in held:
+            await sock.close()
+    while await _unauthenticated_metric(t) > 0:  # let the guard's fresh socket in
+        assert time.monotonic() < deadline + 10, "the held sockets were never released"
+        await asyncio.sleep(0.05)
+    return answer
+
+
 # --- the table ----------------------------------------------------------------------------------
 
 
@@ -650,6 +711,8 @@ CASES: list[Case] = [
     Case("ws_unknown_symbol", "`subscribe` to `NOPE/USD`", frames('{"type":"subscribe","symbols":["NOPE/USD"],"mode":"tick"}'), ws("unknown_symbol")),
     Case("ws_unknown_symbol_backfill", "`backfill_request` for `NOPE/USD`", frames('{"type":"backfill_request","symbols":["NOPE/USD"],"since":0}'), ws("unknown_symbol")),
     Case("ws_short_flood", "300 pings at once, then quiet", _short_flood, ws("rate_limited")),
+    Case("ws_persistent_flood", f"pings over the rate limit without pause (closed after `--rate-limit-close-s`, {FLOOD_CLOSE_S} s here)", _persistent_flood, ws("rate_limited", "rate_limited", close=1008)),
+    Case("ws_unauthenticated_over_limit", f"a silent socket beyond the per-address limit ({UNAUTH_PER_PEER} here) of unauthenticated sockets", _over_the_unauthenticated_limit, ws(close=1013)),
     *[
         Case(f"ws_unknown_type_{_slug(p)}", f"`teleport` message on `{p}`", frames('{"type":"teleport"}', path=p), ws("unknown_type"))
         for p in (MD, BOTS, NOTES, PERF)

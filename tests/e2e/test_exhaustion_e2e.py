@@ -119,7 +119,7 @@ def poll_until(ok: Callable[[], bool], message: str, *, timeout: float = 15.0, v
     return value() if value else True
 
 
-UNAUTH_LIMIT_FLAGS: tuple[str, ...] = ()
+UNAUTH_LIMIT_FLAGS = ("--max-unauthenticated-per-peer", "4096")  # above the 2,000 held at once
 
 
 # --- subscribe/unsubscribe flood ----------------------------------------------------------------
