@@ -769,6 +769,8 @@ CASES: list[Case] = [
             ("candles_limit_100001", "/api/candles?symbol=BTC/USD&limit=100001", 422),
             ("candles_limit_abc", "/api/candles?symbol=BTC/USD&limit=abc", 400),
             ("candles_since_abc", "/api/candles?symbol=BTC/USD&since=abc", 400),
+            ("candles_since_negative", "/api/candles?symbol=BTC/USD&since=-1", 422),
+            ("candles_since_over_2_53", "/api/candles?symbol=BTC/USD&since=9007199254740992", 422),
             ("candles_bad_interval", "/api/candles?symbol=BTC/USD&interval=7m", 422),
             ("candles_unknown_symbol", "/api/candles?symbol=NOPE/USD", 422),
             ("candles_no_symbol", "/api/candles", 400),
