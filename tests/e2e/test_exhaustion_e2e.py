@@ -196,37 +196,65 @@ def test_subscribe_unsubscribe_flood_is_rate_limited_and_others_are_unaffected(f
 # --- SIGKILL with notification POSTs in flight --------------------------------------------------
 
 
+async def _post_raw(port: int, request: bytes, connected: asyncio.Event, go: asyncio.Event, gate: asyncio.Semaphore) -> tuple[int, Any] | None:
+    """One HTTP/1.1 request on its own connection, written when ``go`` is set: (status, JSON
+    body), or None when the connection broke before a whole answer arrived."""
+    async with gate:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    connected.set()
+    try:
+        await go.wait()
+        writer.write(request)
+        await writer.drain()
+        raw = await reader.read()  # Connection: close, so the answer ends at EOF
+    except OSError:
+        return None
+    finally:
+        writer.close()
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")), None)
+    if not sep or length is None or len(body) != length:
+        return None  # cut mid-answer: not an acknowledgement
+    return int(head.split()[1]), json.loads(body)
+
+
 def test_sigkill_with_1000_notification_posts_in_flight_loses_and_duplicates_nothing(fresh_server: Callable[..., Server]) -> None:
     server = fresh_server()
     (user,) = users("victim")
-    total = 1000
+    total, kill_at = 1000, 100
+    auth = bearer("svc", publish=True)["Authorization"]
+
+    def request(i: int) -> bytes:
+        body = json.dumps({"user_id": user, "kind": "info", "title": f"n-{i:04d}"}).encode()
+        head = (f"POST /api/notifications HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {auth}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n")  # fmt: skip
+        return head.encode() + body
 
     async def post_all() -> dict[str, int]:
+        # 1,000 connections opened first, then every request written at once (far faster than
+        # the server stores them), so the kill, right after the 100th acknowledgement is read,
+        # lands with hundreds of requests on the wire or being handled.
         acked: dict[str, int] = {}  # title -> id, for every 201
-        # All 1,000 are sent at once over 50 connections; the rest wait in the client's pool.
-        limits = httpx.Limits(max_connections=50, max_keepalive_connections=50)
-        timeout = httpx.Timeout(60, pool=None)
-        async with httpx.AsyncClient(base_url=server.http, timeout=timeout, limits=limits, headers=bearer("svc", publish=True)) as c:
+        go = asyncio.Event()
+        gate = asyncio.Semaphore(200)
+        events = [asyncio.Event() for _ in range(total)]
 
-            async def one(i: int) -> None:
-                title = f"n-{i:04d}"
-                try:
-                    r = await c.post("/api/notifications", json={"user_id": user, "kind": "info", "title": title})
-                except httpx.HTTPError:
-                    return  # cut by the kill: not acknowledged
-                if r.status_code == 201:
-                    acked[title] = r.json()["id"]
+        async def one(i: int) -> None:
+            answer = await _post_raw(server.port, request(i), events[i], go, gate)
+            if answer is not None and answer[0] == 201:
+                acked[f"n-{i:04d}"] = answer[1]["id"]
+                if len(acked) == kill_at:
+                    kill_tree(server)
 
-            async def killer() -> None:
-                while len(acked) < total // 4:
-                    await asyncio.sleep(0.005)
-                kill_tree(server)
-
-            await asyncio.gather(killer(), *(one(i) for i in range(total)))
+        tasks = [asyncio.create_task(one(i)) for i in range(total)]
+        for event in events:
+            await event.wait()
+        go.set()
+        await asyncio.gather(*tasks)
         return acked
 
     acked = run(post_all(), timeout=240)
-    assert total // 4 <= len(acked) < total, f"{len(acked)} of {total} acknowledged: the kill did not land mid-flight"
+    assert kill_at <= len(acked) < total, f"{len(acked)} of {total} acknowledged: the kill did not land mid-flight"
     server.port = free_port()  # the same data dir, a fresh process
     server.start()
     stored: list[dict[str, Any]] = []
