@@ -28,6 +28,8 @@ MALFORMED = {
     "deep_value": (DEEP, ErrorCode.INVALID_MESSAGE),
     "deep_array": (DEEP_ARRAY, ErrorCode.INVALID_MESSAGE),
     "not_json": ("{nope", ErrorCode.INVALID_JSON),
+    # Found by the fuzzer: the typed pass refused the tag, the untyped pass raised DecodeError.
+    "lone_surrogate_escape": ('{"type": "unsubscribe", "symbols": {"\\ud95c[": 1}}', ErrorCode.INVALID_JSON),
 }
 
 

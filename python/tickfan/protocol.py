@@ -166,6 +166,8 @@ class MessageDecoder:
             value: Any = msgspec.json.decode(frame)
         except msgspec.ValidationError as untyped:  # e.g. a number out of range anywhere
             return DecodeFailure(ErrorCode.INVALID_MESSAGE, _reason("Invalid message", untyped))
+        except msgspec.DecodeError:  # the typed pass stopped early; e.g. a lone surrogate escape
+            return DecodeFailure(ErrorCode.INVALID_JSON, "The message is not valid JSON")
         except RecursionError:
             return DecodeFailure(ErrorCode.INVALID_MESSAGE, _TOO_DEEP)
         except Exception:  # noqa: BLE001 - as in decode
