@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tickfan.stores import SqliteStore
-from tickfan.web.services import STORE_FILE
+from tickfan.brokers import STORE_FILE
 from tickfan_e2e import Server, barrier, bearer, recv_json, run, users
 
 pytestmark = pytest.mark.e2e
