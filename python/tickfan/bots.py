@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["BotStatus", "BotState", "BotRegistry"]
+__all__ = ["BotStatus", "BotState", "BotRegistry", "STATUSES", "check_status"]
 
 
 class BotStatus(enum.StrEnum):
@@ -26,6 +26,12 @@ class BotStatus(enum.StrEnum):
 
 
 STATUSES: tuple[str, ...] = tuple(s.value for s in BotStatus)
+
+
+def check_status(status: str) -> None:
+    """``ValueError`` naming the allowed values unless ``status`` is one of :data:`STATUSES`."""
+    if status not in STATUSES:
+        raise ValueError(f"status must be one of {', '.join(STATUSES)}")
 
 
 class BotState(msgspec.Struct, frozen=True, tag="bot_status", tag_field="type"):
@@ -57,8 +63,7 @@ class BotRegistry:
 
         Raises ``ValueError`` naming the allowed values for an unknown ``status``.
         """
-        if status not in STATUSES:
-            raise ValueError(f"status must be one of {', '.join(STATUSES)}")
+        check_status(status)
         bots = self._bots.setdefault(user_id, {})
         previous = bots.get(bot_id)
         running = self._running.get(user_id, 0)
