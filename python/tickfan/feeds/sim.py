@@ -88,6 +88,6 @@ class SimFeed:
             if not ticks:
                 continue
             try:
-                self.hub.ingest(ticks)
+                await self.hub.ingest(ticks)
             except Exception:  # noqa: BLE001 - a publisher's tick may have raced ours; keep going
                 _log.exception("simulated ticks rejected")

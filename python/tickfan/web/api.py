@@ -14,13 +14,16 @@ from litestar import Request, Response, get, post
 from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
 
 from tickfan.auth import PUBLISH_SCOPE, AuthError, Principal
+from tickfan.brokers import Broker
 from tickfan.errors import InvalidArgument, TickRejected, UnknownSymbol
 from tickfan.hub import Hub
 from tickfan.metrics import CONTENT_TYPE
 
-__all__ = ["ROUTES", "require_principal", "hub_of", "ApiError", "error_response"]
+__all__ = ["ROUTES", "require_principal", "hub_of", "broker_of", "ApiError", "error_response", "IDEMPOTENCY_KEY"]
 
 _TICK_KEYS = ("symbol", "price", "size", "ts")
+IDEMPOTENCY_KEY = "idempotency-key"
+_MAX_KEY_CHARS = 256
 _MAX_TS = 2**53 - 1
 
 
@@ -55,6 +58,10 @@ def hub_of(request: Request[Any, Any, Any]) -> Hub:
     return request.app.state.hub  # type: ignore[no-any-return]
 
 
+def broker_of(request: Request[Any, Any, Any]) -> Broker:
+    return hub_of(request).broker
+
+
 def require_principal(request: Request[Any, Any, Any], scope: str | None = None) -> Principal:
     """The request's principal; 401 without a valid bearer token, 403 without ``scope``."""
     header = request.headers.get("authorization", "")
@@ -72,8 +79,11 @@ def require_principal(request: Request[Any, Any, Any], scope: str | None = None)
 
 @post("/api/ticks", status_code=202)
 async def post_ticks(request: Request[Any, Any, Any]) -> dict[str, int]:
-    require_principal(request, PUBLISH_SCOPE)
+    principal = require_principal(request, PUBLISH_SCOPE)
     hub = hub_of(request)
+    key = request.headers.get(IDEMPOTENCY_KEY)
+    if key is not None and not 1 <= len(key) <= _MAX_KEY_CHARS:
+        raise ApiError(422, f"Idempotency-Key must be 1 to {_MAX_KEY_CHARS} characters")
     try:
         body = msgspec.json.decode(await request.body())
     except msgspec.DecodeError:
@@ -90,7 +100,8 @@ async def post_ticks(request: Request[Any, Any, Any]) -> dict[str, int]:
             shape_errors[index] = problem
             ticks.append(None)  # the core refuses it as well, so nothing of the request applies
     try:
-        accepted = hub.ingest(ticks)
+        # Keys are per publisher: two publishers never answer each other's retries.
+        accepted = await hub.ingest(ticks, None if key is None else f"{principal.sub}\n{key}")
     except TickRejected as exc:
         messages = dict(exc.errors)
         messages.update(shape_errors)
@@ -116,10 +127,10 @@ def _shape_problem(item: Any) -> str | None:
 @get("/api/symbols")
 async def get_symbols(request: Request[Any, Any, Any]) -> dict[str, Any]:
     require_principal(request)
-    core = hub_of(request).core
     return {
         "symbols": [
-            {"symbol": name, "price_decimals": pd, "size_decimals": sd} for name, pd, sd in core.symbols()
+            {"symbol": name, "price_decimals": pd, "size_decimals": sd}
+            for name, pd, sd in hub_of(request).symbols()
         ]
     }
 
@@ -136,13 +147,13 @@ async def get_candles(
     hub = hub_of(request)
     if not 1 <= limit <= 100_000:
         raise ApiError(422, "limit must be between 1 and 100000")
-    if interval not in hub.core_module.INTERVALS:
-        raise ApiError(422, f"unknown interval {interval[:16]!r}; one of {', '.join(hub.core_module.INTERVALS)}")
+    if interval not in hub.intervals:
+        raise ApiError(422, f"unknown interval {interval[:16]!r}; one of {', '.join(hub.intervals)}")
     try:
         if since is None:
-            candles, complete = hub.core.recent_candles(symbol, interval, limit)
+            candles, complete = hub.recent_candles(symbol, interval, limit)
         else:
-            candles, complete = hub.core.backfill(symbol, interval, max(0, min(since, _MAX_TS)))
+            candles, complete = hub.backfill(symbol, interval, max(0, min(since, _MAX_TS)))
             candles = candles[:limit]
     except UnknownSymbol:
         raise ApiError(422, f"unknown symbol {symbol[:40]!r}") from None
@@ -159,8 +170,7 @@ async def healthz() -> dict[str, str]:
 @get("/readyz")
 async def readyz(request: Request[Any, Any, Any]) -> Response[Any]:
     hub = hub_of(request)
-    notifications = getattr(request.app.state, "notifications", None)  # the store behind it
-    store_ok = notifications is None or await notifications.store.ping()
+    store_ok = await hub.broker.ready()
     ready = hub.ready and store_ok
     body = {"status": "ready" if ready else "starting", "core": hub.core_name, "broker": hub.config.broker,
             "store": "ok" if store_ok else "unreachable"}

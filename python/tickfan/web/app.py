@@ -22,6 +22,7 @@ from litestar.exceptions import HTTPException
 
 from tickfan import core as core_select
 from tickfan.auth import verifier_from_config
+from tickfan.brokers import broker_from_config
 from tickfan.config import Config
 from tickfan.feeds.sim import SimFeed
 from tickfan.hub import Hub
@@ -46,12 +47,12 @@ ROUTES: list[Any] = [*api.ROUTES, *services.ROUTES]
 
 def create_app(config: Config, *, channels: Sequence[Callable[[Hub], Channel]] | None = None) -> Litestar:
     core_module = core_select.select(config.core)
-    hub = Hub(config, core_module, verifier_from_config(config))
+    hub = Hub(config, core_module, verifier_from_config(config), broker_from_config(config))
     feed = SimFeed(hub, hub.universe, speed=config.sim_speed, seed=config.sim_seed) if config.feed == "sim" else None
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        await hub.start()
+        await hub.start()  # the broker first: store open, alerts armed
         if feed is not None:
             feed.start()
         _log.info("tickfan worker ready: core=%s feed=%s loop=%s epoch=%s", hub.core_name, config.feed,
@@ -61,13 +62,13 @@ def create_app(config: Config, *, channels: Sequence[Callable[[Hub], Channel]] |
         finally:
             if feed is not None:
                 await feed.stop()
-            await hub.stop()
+            await hub.close()  # sockets (1001), timer, then the broker (pending commits, store)
 
     built = [factory(hub) for factory in (channels if channels is not None else CHANNELS)]
     endpoints = {channel.path: channel_endpoint(hub, channel) for channel in built}
     app = Litestar(
         route_handlers=[*(channel_route(hub, channel, endpoints[channel.path]) for channel in built), *ROUTES],
-        lifespan=[services.lifespan, lifespan],  # store up before the hub, down after it
+        lifespan=[services.lifespan, lifespan],
         exception_handlers={HTTPException: api.error_response, Exception: api.error_response},
         openapi_config=None,
         logging_config=None,

@@ -1,7 +1,7 @@
 """``/ws/notifications`` and its HTTP side (PROTOCOL.md sections 5 and 6).
 
-Notifications are stored first (durable, :class:`tickfan.stores.Store`), then pushed to the
-user's open sockets; a client that was offline reads them on connect (``initial_notifications``,
+Notifications are stored first (durable, in the broker's :class:`tickfan.stores.Store`), then
+published by the broker and pushed to the user's open sockets on every node; a client that was offline reads them on connect (``initial_notifications``,
 the 50 most recent unread) or by polling ``GET /api/notifications?after=``. Both views come from
 the same rows, so they agree.
 
@@ -26,10 +26,11 @@ from litestar import Request, get, post
 from msgspec import Meta, Struct
 
 from tickfan.auth import PUBLISH_SCOPE
+from tickfan.brokers import Broker
 from tickfan.protocol import encode
-from tickfan.session import Session, now_ms
-from tickfan.stores import Notification, Store
-from tickfan.web.api import ApiError, require_principal
+from tickfan.session import Session
+from tickfan.stores import Notification
+from tickfan.web.api import ApiError, broker_of, require_principal
 from tickfan.web.per_user import PerUserChannel
 
 __all__ = ["NotificationsChannel", "MarkRead", "ROUTES", "INITIAL_UNREAD", "MAX_IDS"]
@@ -69,9 +70,10 @@ class NotificationsChannel(PerUserChannel):
     path = "/ws/notifications"
     messages = (MarkRead,)
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, broker: Broker) -> None:
         super().__init__()
-        self.store = store
+        self.broker = broker
+        self.store = broker.store
 
     async def on_authenticated(self, session: Session) -> None:
         assert session.principal is not None
@@ -96,7 +98,7 @@ class NotificationsChannel(PerUserChannel):
             session.send(encode(_MarkedRead(ids)))
 
     def deliver(self, user_id: str, notification: Notification) -> None:
-        """Push a stored notification to the user's sockets (called after it is stored)."""
+        """Push a stored notification to the user's sockets (the hub calls it for each one)."""
         frame: str | None = None
         for session in self.sessions(user_id):
             pending = session.state.get(_PENDING)
@@ -106,14 +108,6 @@ class NotificationsChannel(PerUserChannel):
             if frame is None:
                 frame = encode(_Live(notification))
             session.send(frame)
-
-    async def create(
-        self, user_id: str, kind: str, title: str, body: str, data: Any
-    ) -> Notification:
-        """Store, then push. The id is final once this returns."""
-        notification = await self.store.add_notification(user_id, kind, title, body, data, now_ms())
-        self.deliver(user_id, notification)
-        return notification
 
 
 # --- HTTP ----------------------------------------------------------------------------------
@@ -131,10 +125,6 @@ class _ReadBody(Struct, forbid_unknown_fields=True):
     ids: Annotated[list[NotificationId], Meta(max_length=MAX_IDS)]
 
 
-def channel_of(request: Request[Any, Any, Any]) -> NotificationsChannel:
-    return request.app.state.notifications  # type: ignore[no-any-return]
-
-
 async def _decode(request: Request[Any, Any, Any], kind: type[Any]) -> Any:
     try:
         return msgspec.json.decode(await request.body(), type=kind)
@@ -149,7 +139,7 @@ async def create_notification(request: Request[Any, Any, Any]) -> dict[str, int]
     """Store and push a notification (publish scope): 201 ``{"id"}``."""
     require_principal(request, PUBLISH_SCOPE)
     body: _CreateBody = await _decode(request, _CreateBody)
-    notification = await channel_of(request).create(
+    notification = await broker_of(request).notify(
         body.user_id, body.kind, body.title, body.body, body.data
     )
     return {"id": notification.id}
@@ -165,7 +155,7 @@ async def list_notifications(
         raise ApiError(422, f"limit must be between 1 and {MAX_LIMIT}")
     if not 0 <= after <= _MAX_ID:
         raise ApiError(422, f"after must be between 0 and {_MAX_ID}")
-    store = channel_of(request).store
+    store = broker_of(request).store
     return {"notifications": await store.list_notifications(principal.sub, after, limit)}
 
 
@@ -174,7 +164,7 @@ async def mark_notifications_read(request: Request[Any, Any, Any]) -> dict[str, 
     """Mark the caller's notifications read: 200 ``{"ids": [...]}`` (same rule as ``mark_read``)."""
     principal = require_principal(request)
     body: _ReadBody = await _decode(request, _ReadBody)
-    return {"ids": await channel_of(request).store.mark_read(principal.sub, list(body.ids))}
+    return {"ids": await broker_of(request).store.mark_read(principal.sub, list(body.ids))}
 
 
 ROUTES = [create_notification, list_notifications, mark_notifications_read]
