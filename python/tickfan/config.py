@@ -254,11 +254,7 @@ class Config:
             self.workers == 1 or self.broker != "memory",
             f"--workers {self.workers} needs a broker that spans processes: the in-memory broker "
             "lives in one process, so each worker would see only its own ticks. Use --workers 1, "
-            "or --broker redis://HOST:PORT/0.",
-        )
-        need(
-            self.broker == "memory",
-            "the Redis broker is not available in this build; use --broker memory",
+            "or --broker redis://HOST:PORT/0 (a Redis 7 with AOF; see docs/operations.md).",
         )
         need(self.jwt_algorithm in ALGORITHMS, f"--jwt-algorithm must be one of {', '.join(ALGORITHMS)}, got {self.jwt_algorithm!r}")
         if self.jwt_algorithm != "HS256":

@@ -40,9 +40,6 @@ __all__ = ["Hub", "Peer", "now_ms"]
 
 _log = logging.getLogger("tickfan.hub")
 
-MARKET_DATA = "market_data"
-"""The channel whose sockets follow ``seq`` (closed with 1012 when the epoch changes)."""
-
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
@@ -81,22 +78,9 @@ class Hub:
         self.broker = broker
         self.metrics = metrics or Metrics()
         self.universe = config.universe()
-        self.core: Core = core_module.Core(
-            [(s.symbol, s.price_decimals, s.size_decimals) for s in self.universe],
-            high_freq_per_s=config.high_freq_per_s,
-            candle_capacity=config.candle_capacity() or None,
-            max_queue_frames=config.max_queue_frames,
-            max_queue_bytes=config.max_queue_bytes,
-            max_symbols_per_connection=config.max_symbols_per_connection,
-        )
-        core = self.core
         self.intervals: dict[str, int] = dict(core_module.INTERVALS)
         """Candle interval names and their length in ms."""
-        # The per-frame calls of a session, bound once (no extra hop on the hot path).
-        self.push: Callable[[int, str], bool] = core.push
-        self.drain: Callable[[int, int], list[str]] = core.drain
-        self.disconnect: Callable[[int], None] = core.disconnect
-        self.metrics.core_stats = core.stats
+        self._use_core(self._new_core())
         self.started_at = time.time()
         self.sessions: dict[int, Peer] = {}
         self.ready = False
@@ -104,6 +88,25 @@ class Hub:
         self._rearm = asyncio.Event()
         self._armed_deadline: int | None = None
         self._timer: asyncio.Task[None] | None = None
+
+    def _new_core(self) -> Core:
+        config = self.config
+        return self.core_module.Core(  # type: ignore[no-any-return]
+            [(s.symbol, s.price_decimals, s.size_decimals) for s in self.universe],
+            high_freq_per_s=config.high_freq_per_s,
+            candle_capacity=config.candle_capacity() or None,
+            max_queue_frames=config.max_queue_frames,
+            max_queue_bytes=config.max_queue_bytes,
+            max_symbols_per_connection=config.max_symbols_per_connection,
+        )
+
+    def _use_core(self, core: Core) -> None:
+        self.core = core
+        # The per-frame calls of a session, bound once (no extra hop on the hot path).
+        self.push: Callable[[int, str], bool] = core.push
+        self.drain: Callable[[int, int], list[str]] = core.drain
+        self.disconnect: Callable[[int], None] = core.disconnect
+        self.metrics.core_stats = core.stats
 
     @property
     def core_name(self) -> str:
@@ -212,11 +215,23 @@ class Hub:
         return applied
 
     def new_epoch(self, epoch: str) -> None:
-        """The broker lost its tick state: close market-data sockets with 1012 to resubscribe."""
-        _log.warning("new epoch %s: closing market-data sockets (1012)", epoch)
+        """The broker lost its tick state: seq restarts at 1 in a fresh core.
+
+        Every socket is closed with 1012 (market-data clients resubscribe and see the new epoch;
+        the per-user channels reload their state, which was lost with the tick state), since
+        sessions hold the old core's queue. The new core hands out connection ids above every
+        open one, so a closing session never shares an id with a new one.
+        """
+        _log.warning("new epoch %s: closing every socket (1012), fresh core", epoch)
         for session in list(self.sessions.values()):
-            if session.channel_name == MARKET_DATA:
-                session.close(CloseCode.SERVICE_RESTART)
+            session.close(CloseCode.SERVICE_RESTART)
+        core = self._new_core()
+        highest = max(self.sessions, default=0)
+        while (conn_id := int(core.connect())) < highest:
+            core.disconnect(conn_id)
+        core.disconnect(conn_id)
+        self._use_core(core)
+        self._rearm.set()  # the timer re-reads the deadline of the new core
 
     # --- price alerts in the core (the memory broker arms and fires them here) --------------
 
@@ -245,8 +260,8 @@ class Hub:
     # --- flush timer ----------------------------------------------------------------------------
 
     async def _flush_loop(self) -> None:
-        core = self.core
         while True:
+            core = self.core  # a new epoch replaces it
             deadline = core.next_deadline_ms()
             self._armed_deadline = deadline
             self._rearm.clear()

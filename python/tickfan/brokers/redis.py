@@ -78,6 +78,7 @@ READER_TIMEOUT_S = 3.0
 PING_EVERY_S = 0.25
 PING_TIMEOUT_S = 0.5
 LEASE_MS = 3000
+BOOT_WAIT_S = 5.0
 _MAX_TS = 2**53 - 1
 
 
@@ -99,23 +100,43 @@ def _client(url: str, timeout: float, retries: int = 0) -> aioredis.Redis:
     )
 
 
-def check_url(url: str, timeout: float = 2.0) -> None:
-    """``ConfigError`` (one line) unless ``url`` parses and a Redis answers PING there."""
+def safe_url(url: str) -> str:
+    """``url`` without its password (for messages and logs)."""
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if not at:
+        return url
+    user = creds.partition(":")[0]
+    return f"{scheme}{sep}{user}:***@{host}" if ":" in creds else f"{scheme}{sep}***@{host}"
+
+
+def check_url(url: str, config: Config | None = None, timeout: float = 2.0) -> None:
+    """``ConfigError`` (one line) unless ``url`` parses, a Redis >= 7 answers there and, given
+    ``config``, the cluster's config hash (if any node wrote one) is this config's."""
     import redis as sync_redis
 
     try:
         client = sync_redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=None)
     except ValueError as exc:
-        raise ConfigError(f"--broker {url!r} is not a valid Redis URL: {exc}") from None
+        raise ConfigError(f"--broker {safe_url(url)!r} is not a valid Redis URL: {exc}") from None
     try:
         client.ping()
         version = str(client.info("server").get("redis_version", "0"))
+        found = client.get(CONFIG)
     except RedisError as exc:
-        raise ConfigError(f"cannot reach Redis at --broker {url!r}: {exc}") from None
+        raise ConfigError(f"cannot reach Redis at --broker {safe_url(url)!r}: {exc}") from None
     finally:
         client.close()
     if int(version.split(".")[0]) < 7:
-        raise ConfigError(f"Redis at --broker {url!r} is {version}; tickfan needs Redis >= 7")
+        raise ConfigError(f"Redis at --broker {safe_url(url)!r} is {version}; tickfan needs Redis >= 7")
+    if config is not None and found is not None and _s(found) != config_hash(config):
+        raise ConfigError(_MISMATCH.format(mine=config_hash(config), theirs=_s(found)))
+
+
+_MISMATCH = (
+    "this node's symbol universe / candle retention / --high-freq-per-s differ from the cluster's "
+    "(config hash {mine} != {theirs} in Redis): every node must be started with the same ones"
+)
 
 
 def config_hash(config: Config) -> str:
@@ -362,11 +383,7 @@ class RedisBroker(Broker):
                 await r.set(CONFIG, wanted, nx=True)
                 found = _s(await r.get(CONFIG))
                 if found != wanted:
-                    raise ConfigError(
-                        "this node's symbol universe / candle retention / --high-freq-per-s differ from the "
-                        f"cluster's (config hash {wanted} != {found} in Redis): every node must be started "
-                        "with the same ones"
-                    )
+                    raise ConfigError(_MISMATCH.format(mine=wanted, theirs=found))
                 await r.hsetnx(META, "epoch", secrets.token_hex(8))
                 self._epoch = _s(await r.hget(META, "epoch"))
                 top = await r.xrevrange(LOG, "+", "-", count=1)
@@ -374,15 +391,20 @@ class RedisBroker(Broker):
                 top_events = await r.xrevrange(EVENTS, "+", "-", count=1)
                 self._events_id = _s(top_events[0][0]) if top_events else "0-0"
         except (RedisError, TimeoutError, OSError) as exc:
-            raise ConfigError(f"cannot reach Redis at --broker {self.url!r}: {exc}") from None
+            raise ConfigError(f"cannot reach Redis at --broker {safe_url(self.url)!r}: {exc}") from None
         self._ping_ok = True
         self._reader_ok_at = time.monotonic()
         self._tasks = [
             asyncio.create_task(self._read_loop(), name="tickfan-redis-reader"),
             asyncio.create_task(self._ping_loop(), name="tickfan-redis-ping"),
         ]
-        _log.info("redis broker %s: node %s, epoch %s, replaying the log up to %s", self.url, self.node_id,
+        _log.info("redis broker %s: node %s, epoch %s, replaying the log up to %s", safe_url(self.url), self.node_id,
                   self._epoch, "%d-%d" % self._boot_target)
+        # Catch up before serving when the log is short; a long replay goes on in the
+        # background, /readyz answering 503 until it is done.
+        deadline = time.monotonic() + BOOT_WAIT_S
+        while not self.caught_up and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
 
     async def stop(self) -> None:
         self._stopping = True
@@ -406,6 +428,8 @@ class RedisBroker(Broker):
 
     def readiness(self) -> str | None:
         """None when ready, else why not (``/readyz`` body)."""
+        if self._stopping or self._node is None:
+            return "stopped"
         if self.diverged:
             return self.diverged
         if not self._ping_ok:
