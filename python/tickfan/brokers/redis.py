@@ -4,7 +4,7 @@ Redis 7 primary with AOF (docs/architecture.md, "Cluster data flow").
 Keys (one primary, no Cluster: the scripts touch user keys they are not given):
 
 * ``tf:log``: the ordered tick log, one entry per ingested batch ``{e: epoch, t: ticks JSON,
-  q: "SYM=last seq;..."}``, written only by ``lua/ingest.lua`` and trimmed by time
+  q: "SYM=last seq;...", o: ingesting node}``, written only by ``lua/ingest.lua`` and trimmed by time
   (``MINID ~``, :data:`LOG_RETENTION_MS`);
 * ``tf:meta`` (``epoch``), ``tf:seq`` and ``tf:lastts`` (per symbol), ``tf:config`` (the
   config hash every node must match), ``tf:lease`` (who runs the simulated feed);
@@ -485,7 +485,7 @@ class RedisBroker(Broker):
             result = await self.store._call(
                 "ingest",
                 [META, SEQ, LASTTS, LOG, EVENTS, key],
-                [secrets.token_hex(8), ttl, minid, now_ms(), _encode_json(rows), EVENTS_MAX, len(rows), *args],
+                [secrets.token_hex(8), ttl, minid, now_ms(), _encode_json(rows), EVENTS_MAX, self.node_id, len(rows), *args],
             )
         except BrokerUnavailable:
             self.unavailable += 1

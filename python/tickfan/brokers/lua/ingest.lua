@@ -2,7 +2,7 @@
 -- KEYS: 1 tf:meta  2 tf:seq  3 tf:lastts  4 tf:log  5 tf:events  6 idempotency key
 -- ARGV: 1 epoch to mint if tf:meta has none  2 idempotency ttl ms  3 MINID for the log trim
 --       (ms, 0: none)  4 now ms  5 the ticks as the log stores them  6 max tf:events length
---       7 n, then n x (symbol, ts, price text)
+--       7 the ingesting node's id (field o of the entry)  8 n, then n x (symbol, ts, price text)
 -- Returns {'ok', log id, epoch} | {'dup', log id, epoch} (an earlier call with this key) |
 -- {'err', i1, prev1, i2, prev2, ...}: 0-based indexes whose ts is earlier than the symbol's
 -- previous ts, and that ts; nothing was written.
@@ -11,10 +11,10 @@ if done then
   local sep = string.find(done, ' ', 1, true)
   return {'dup', string.sub(done, 1, sep - 1), string.sub(done, sep + 1)}
 end
-local n = tonumber(ARGV[7])
+local n = tonumber(ARGV[8])
 local syms, tss, prices = {}, {}, {}
 for i = 1, n do
-  local base = 7 + (i - 1) * 3
+  local base = 8 + (i - 1) * 3
   syms[i], tss[i], prices[i] = ARGV[base + 1], tonumber(ARGV[base + 2]), ARGV[base + 3]
 end
 -- 1. ts against the cluster's last ts, exactly as the core checks it: an item is compared
@@ -64,9 +64,9 @@ redis.call('HSET', KEYS[3], unpack(lastts))
 -- 3. the log entry (trimmed by time: entries older than the retention go)
 local id
 if ARGV[3] ~= '0' then
-  id = redis.call('XADD', KEYS[4], 'MINID', '~', ARGV[3], '*', 'e', epoch, 't', ARGV[5], 'q', table.concat(last_seq, ';'))
+  id = redis.call('XADD', KEYS[4], 'MINID', '~', ARGV[3], '*', 'e', epoch, 't', ARGV[5], 'q', table.concat(last_seq, ';'), 'o', ARGV[7])
 else
-  id = redis.call('XADD', KEYS[4], '*', 'e', epoch, 't', ARGV[5], 'q', table.concat(last_seq, ';'))
+  id = redis.call('XADD', KEYS[4], '*', 'e', epoch, 't', ARGV[5], 'q', table.concat(last_seq, ';'), 'o', ARGV[7])
 end
 -- 4. price alerts: fire (once, here) every alert the batch reaches, tick by tick, by alert id
 for _, sym in ipairs(order) do
