@@ -359,6 +359,7 @@ class RedisBroker(Broker):
         self.caught_up = False
         self.diverged: str | None = None
         self._reader_ok_at = 0.0
+        self._read_sent_at = 0.0
         self._ping_ok = False
         self._reset_to: str | None = None
         self._stopping = False
@@ -436,7 +437,9 @@ class RedisBroker(Broker):
             return "redis unreachable"
         if not self.caught_up:
             return "catching up with the log"
-        if time.monotonic() - self._reader_ok_at > READER_TIMEOUT_S:
+        # The reader is live while its last XREAD returned, or its current one was sent, within
+        # its socket timeout: a blocked XREAD sent during a stall is served once Redis runs again.
+        if time.monotonic() - max(self._reader_ok_at, self._read_sent_at) > READER_TIMEOUT_S:
             return "log reader lagging"
         return None
 
@@ -564,6 +567,7 @@ class RedisBroker(Broker):
                 if self._reset_to is not None:
                     self._reset(self._reset_to)
                 self._check_caught_up()
+                self._read_sent_at = time.monotonic()
                 reply = await client.xread({LOG: self._log_id, EVENTS: self._events_id}, count=READ_COUNT, block=READ_BLOCK_MS)
                 self._reader_ok_at = time.monotonic()
                 backoff = 0.05
