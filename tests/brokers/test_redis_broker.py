@@ -218,3 +218,32 @@ def test_a_node_with_another_universe_is_refused(fresh_redis: RedisServer, tmp_p
             await broker.stop()
 
     run(scenario())
+
+
+def test_a_node_joining_after_the_log_was_trimmed_is_unready_until_a_new_epoch(fresh_redis: RedisServer) -> None:
+    async def scenario() -> None:
+        import redis.asyncio as aioredis
+
+        (a, na), (b, nb) = await node_pair(fresh_redis.url)
+        for i in range(5):
+            await a.ingest([("BTC/USD", 1.0 + i, 1.0, 1_700_000_000_000 + i)])
+        r = aioredis.Redis.from_url(fresh_redis.url)
+        await r.xtrim("tf:log", maxlen=2, approximate=False)  # what --log-retention-s does in time
+        config = Config(broker=fresh_redis.url)
+        c, nc = RedisBroker(config), RecordingNode(config)
+        await c.start(nc)
+        await until(lambda: c.diverged is not None)
+        assert "trimmed" in (c.readiness() or "") and await c.ready() is False
+        # The operator's way out (docs/operations.md): a new epoch; every node starts afresh.
+        old = a.epoch
+        await r.delete("tf:meta")
+        await until(lambda: all(x.epoch != old and x.readiness() is None for x in (a, b, c)))
+        assert a.epoch == b.epoch == c.epoch and await r.xlen("tf:log") == 0
+        await b.ingest([("BTC/USD", 7.0, 1.0, 1)])
+        await until(lambda: all(n.core.latest("BTC/USD") is not None for n in (na, nb, nc)))
+        assert {n.core.latest("BTC/USD") for n in (na, nb, nc)} == {(1, 1, 7.0, 1.0)}
+        await r.aclose()
+        for broker in (a, b, c):
+            await broker.stop()
+
+    run(scenario())

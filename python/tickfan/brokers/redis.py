@@ -5,7 +5,7 @@ Keys (one primary, no Cluster: the scripts touch user keys they are not given):
 
 * ``tf:log``: the ordered tick log, one entry per ingested batch ``{e: epoch, t: ticks JSON,
   q: "SYM=last seq;...", o: ingesting node}``, written only by ``lua/ingest.lua`` and trimmed by time
-  (``MINID ~``, :data:`LOG_RETENTION_MS`);
+  (``MINID ~``, ``--log-retention-s``);
 * ``tf:meta`` (``epoch``), ``tf:seq`` and ``tf:lastts`` (per symbol), ``tf:config`` (the
   config hash every node must match), ``tf:lease`` (who runs the simulated feed);
 * ``tf:events``: per-user events ``{k: n|b, u: user, ...}`` (notifications, bot states),
@@ -49,7 +49,7 @@ from tickfan.core._python.universe import POW10, Universe
 from tickfan.errors import BrokerUnavailable, ConfigError, InvalidArgument, TickRejected, UnknownSymbol
 from tickfan.stores.base import Alert, Direction, FiredAlert, Notification, Store
 
-__all__ = ["RedisBroker", "RedisStore", "check_url", "LOG_RETENTION_MS", "EVENTS_MAX"]
+__all__ = ["RedisBroker", "RedisStore", "check_url", "safe_url", "config_hash", "EVENTS_MAX"]
 
 _log = logging.getLogger("tickfan.brokers.redis")
 
@@ -60,10 +60,8 @@ SEQ = "tf:seq"
 LASTTS = "tf:lastts"
 CONFIG = "tf:config"
 LEASE = "tf:lease"
+EPOCH_KEYS = [META, SEQ, LASTTS, LOG]
 
-LOG_RETENTION_MS = 24 * 3600 * 1000
-"""Log entries older than this are trimmed (``MINID ~``); a node restarted later cannot replay
-them (see docs/operations.md, "late joiner")."""
 EVENTS_MAX = 100_000
 """``tf:events`` length cap: events are for live pushes only; state is read from the keys."""
 IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
@@ -227,7 +225,7 @@ class RedisStore(Store):
 
     async def open(self) -> None:
         self.redis = _client(self.url, self._timeout, retries=1)
-        for name in ("ingest", "notification", "bot", "alert_add", "alert_delete", "alert_fire", "lease"):
+        for name in ("ingest", "epoch", "notification", "bot", "alert_add", "alert_delete", "alert_fire", "lease"):
             self._scripts[name] = self.redis.register_script(_script(name + ".lua"))
 
     async def close(self) -> None:
@@ -385,8 +383,7 @@ class RedisBroker(Broker):
                 found = _s(await r.get(CONFIG))
                 if found != wanted:
                     raise ConfigError(_MISMATCH.format(mine=wanted, theirs=found))
-                await r.hsetnx(META, "epoch", secrets.token_hex(8))
-                self._epoch = _s(await r.hget(META, "epoch"))
+                self._epoch = _s(await self.store._scripts["epoch"](keys=EPOCH_KEYS, args=[secrets.token_hex(8)]))
                 top = await r.xrevrange(LOG, "+", "-", count=1)
                 self._boot_target = _id(top[0][0]) if top else (0, 0)
                 top_events = await r.xrevrange(EVENTS, "+", "-", count=1)
@@ -483,7 +480,8 @@ class RedisBroker(Broker):
             args += (name, ts, repr(price))
         key = f"tf:idem:{idempotency_key}" if idempotency_key else f"tf:idem:~{uuid.uuid4().hex}"
         ttl = IDEMPOTENCY_TTL_MS if idempotency_key else INTERNAL_KEY_TTL_MS
-        minid = max(0, now_ms() - LOG_RETENTION_MS)
+        retention_ms = int(self.config.log_retention_s * 1000)
+        minid = max(1, now_ms() - retention_ms) if retention_ms else 0
         try:
             result = await self.store._call(
                 "ingest",
@@ -641,7 +639,7 @@ class RedisBroker(Broker):
             if applied.get(name) != int(seq) and not self.diverged:
                 self.diverged = (
                     f"seq of {name} here ({applied.get(name)}) differs from the cluster's ({seq}) at {entry_id}: "
-                    "the log was trimmed before this node joined"
+                    "the log was trimmed (--log-retention-s) before this node joined; see docs/operations.md"
                 )
                 _log.error("node %s diverged from the cluster: %s", self.node_id, self.diverged)
 
@@ -684,10 +682,9 @@ class RedisBroker(Broker):
                 try:
                     async with asyncio.timeout(PING_TIMEOUT_S):
                         await client.ping()
-                        epoch = await client.hget(META, "epoch")
-                        if epoch is None:  # Redis restarted empty: mint the next epoch now
-                            await client.hsetnx(META, "epoch", secrets.token_hex(8))
-                            epoch = await client.hget(META, "epoch")
+                        # Minted here when Redis lost its data (or tf:meta was deleted): the
+                        # nodes move to it without waiting for the next ingest.
+                        epoch = await self.store._scripts["epoch"](keys=EPOCH_KEYS, args=[secrets.token_hex(8)], client=client)
                     if not self._ping_ok:
                         _log.info("redis reachable again")
                     self._ping_ok = True

@@ -11,6 +11,13 @@ if done then
   local sep = string.find(done, ' ', 1, true)
   return {'dup', string.sub(done, 1, sep - 1), string.sub(done, sep + 1)}
 end
+-- The epoch first (as lua/epoch.lua): a new one starts the tick state afresh.
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+  redis.call('HSET', KEYS[1], 'epoch', ARGV[1])
+  epoch = ARGV[1]
+end
 local n = tonumber(ARGV[8])
 local syms, tss, prices = {}, {}, {}
 for i = 1, n do
@@ -44,12 +51,7 @@ end
 if #errors > 0 then
   return {'err', unpack(errors)}
 end
--- 2. epoch, seqs, last ts
-local epoch = redis.call('HGET', KEYS[1], 'epoch')
-if not epoch then
-  redis.call('HSET', KEYS[1], 'epoch', ARGV[1])
-  epoch = ARGV[1]
-end
+-- 2. seqs, last ts
 local count = {}
 for i = 1, n do
   count[syms[i]] = (count[syms[i]] or 0) + 1
