@@ -39,7 +39,9 @@ class Services:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.bot_status = BotStatusChannel(hub.broker)
-        self.notifications = NotificationsChannel(hub.broker)
+        self.notifications = NotificationsChannel(
+            hub.broker, notifications.initial_budget(hub.config.max_queue_bytes)
+        )
         hub.listen(BotState, self.bot_status.deliver)
         hub.listen(Notification, self.notifications.deliver)
         latency = getattr(hub.metrics, "fanout_ms", None)
