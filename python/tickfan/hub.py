@@ -204,9 +204,14 @@ class Hub:
 
     async def ingest(self, ticks: Sequence[Any], idempotency_key: str | None = None) -> int:
         """The one entry point for ticks: :meth:`tickfan.brokers.Broker.ingest`."""
-        return await self.broker.ingest(ticks, idempotency_key)
+        try:
+            return await self.broker.ingest(ticks, idempotency_key)
+        except TickRejected as exc:
+            if not getattr(exc, "counted", False):  # a cluster broker refused it before any apply
+                self.metrics.ticks_refused += len(exc.errors)
+            raise
 
-    def apply(self, ticks: Sequence[Any]) -> int:
+    def apply(self, ticks: Sequence[Any], clock_checked: bool = False) -> int:
         """Apply a batch to the core (all or nothing; raises ``TickRejected``) and fan it out.
 
         Before the core's rules, a tick whose ``ts`` is more than ``max_ts_skew_ms`` ahead of the
@@ -215,13 +220,14 @@ class Hub:
         """
         ingest_t = time.perf_counter()
         now = now_ms()
-        ahead = self._ahead_of_clock(ticks, now)
+        ahead = None if clock_checked else self._ahead_of_clock(ticks, now)
         try:
             if ahead:
                 self._refuse(ticks, ahead, now)
             applied = int(self.core.ingest(ticks, now))
         except TickRejected as exc:
             self.metrics.ticks_refused += len(exc.errors)
+            exc.counted = True  # type: ignore[attr-defined]
             raise
         self.dispatch(ingest_t)
         deadline = self.core.next_deadline_ms()

@@ -109,7 +109,10 @@ async def delivered(ws: Any, wanted: set[float], timeout: float = 30.0) -> list[
     seen: set[float] = set()
     deadline = time.monotonic() + timeout
     while not wanted <= seen:
-        message = await recv_json(ws, max(0.01, deadline - time.monotonic()))
+        try:
+            message = await recv_json(ws, max(0.01, deadline - time.monotonic()))
+        except TimeoutError:
+            raise AssertionError(f"acknowledged ticks never delivered: {sorted(wanted - seen)[:20]}") from None
         if message["type"] == "market_data":
             frames.append(message)
             seen.add(message["price"])

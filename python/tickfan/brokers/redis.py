@@ -449,22 +449,15 @@ class RedisBroker(Broker):
 
     async def ingest(self, ticks: Sequence[Any], idempotency_key: str | None = None) -> int:
         universe = self._universe
-        n_syms = len(universe.specs)
+        now = now_ms()
+        ahead = self._ahead_of_clock(ticks, now)
         try:
-            parsed = self._validate(ticks, [-1] * n_syms)
+            if ahead:
+                raise TickRejected("", [])
+            parsed = self._validate(ticks, [-1] * len(universe.specs))
         except TickRejected:
-            # Report the ts rule against the cluster's last ts as well, as one core would.
-            names = sorted({t[0] for t in ticks if isinstance(t, (tuple, list)) and len(t) == 4
-                            and isinstance(t[0], str) and t[0] in universe.index})
-            last = [-1] * n_syms
-            if names:
-                with contextlib.suppress(BrokerUnavailable):
-                    stored = await self.store._guard(self.store.r.hmget(LASTTS, names))
-                    for name, value in zip(names, stored):
-                        if value is not None:
-                            last[universe.index[name]] = int(value)
-            self._validate(ticks, last)
-            raise
+            await self._refuse(ticks, ahead)
+            raise  # pragma: no cover - _refuse raises
         if not parsed:
             return 0
         too_far = [(i, "ts out of range") for i, (_, _, _, ts) in enumerate(parsed) if ts > _MAX_TS]
@@ -501,6 +494,40 @@ class RedisBroker(Broker):
             raise TickRejected(f"{len(errors)} of {len(rows)} ticks rejected", errors)
         await self._wait_applied(_id(result[1]))
         return len(rows)
+
+    def _ahead_of_clock(self, ticks: Sequence[Any], now: int) -> dict[int, str]:
+        """``{index: message}`` of the ticks stamped more than ``max_ts_skew_ms`` ahead of this
+        node's clock: checked here, before publishing, as :meth:`tickfan.hub.Hub.apply` does for
+        the memory broker (a node applying the log does not check its own clock again)."""
+        skew = self.config.max_ts_skew_ms
+        limit = now + skew
+        return {
+            index: f"ts {tick[3]} is more than {skew} ms ahead of the server clock ({now})"
+            for index, tick in enumerate(ticks)
+            if isinstance(tick, (tuple, list)) and len(tick) == 4 and type(tick[3]) is int and tick[3] > limit
+        }
+
+    async def _refuse(self, ticks: Sequence[Any], ahead: dict[int, str]) -> None:
+        """Raise ``TickRejected`` with every bad tick's message, as one core holding the
+        cluster's last ts would (so the ts rule is checked against ``tf:lastts``)."""
+        universe = self._universe
+        names = sorted({t[0] for t in ticks if isinstance(t, (tuple, list)) and len(t) == 4
+                        and isinstance(t[0], str) and t[0] in universe.index})
+        last = [-1] * len(universe.specs)
+        if names:
+            with contextlib.suppress(BrokerUnavailable):
+                stored = await self.store._guard(self.store.r.hmget(LASTTS, names))
+                for name, value in zip(names, stored):
+                    if value is not None:
+                        last[universe.index[name]] = int(value)
+        masked = [None if index in ahead else tick for index, tick in enumerate(ticks)]
+        try:
+            self._validate(masked, last)
+            errors: dict[int, str] = {}
+        except TickRejected as exc:
+            errors = dict(exc.errors)
+        errors.update(ahead)
+        raise TickRejected(f"{len(errors)} of {len(ticks)} ticks rejected", sorted(errors.items()))
 
     async def _wait_applied(self, target: tuple[int, int]) -> None:
         """Return once this node applied the log up to ``target`` (read-your-writes), or after
@@ -613,7 +640,7 @@ class RedisBroker(Broker):
             ticks = _decode_json(fields[b"t"])
             if not self.diverged:
                 try:
-                    node.apply(ticks)
+                    node.apply(ticks, clock_checked=True)
                 except TickRejected as exc:
                     self.diverged = f"log entry {_s(entry_id)} refused by the core: {exc.errors[:3]}"
                     _log.error("node %s diverged from the cluster: %s", self.node_id, self.diverged)
