@@ -142,6 +142,9 @@ def test_redis_killed_and_restarted_with_its_aof_while_publishing(cluster: tuple
         await task
         assert publisher.other == []
         assert publisher.retry_after == {"1"}
+        assert a.metric("tickfan_broker_unavailable_total") + b.metric("tickfan_broker_unavailable_total") == len(publisher.refused)
+        assert a.metric("tickfan_broker_reconnects_total") >= 1 and b.metric("tickfan_broker_reconnects_total") >= 1
+        assert a.metric("tickfan_broker_ready") == 1
         for ws in sockets:  # never closed: every acknowledged tick, once, in seq order
             frames = await delivered(ws, set(publisher.acked))
             prices = [f["price"] for f in frames]

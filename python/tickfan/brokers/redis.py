@@ -365,6 +365,8 @@ class RedisBroker(Broker):
         self.reconnects = 0
         self.unavailable = 0
         self.is_leader = False
+        self.entries_applied = 0
+        self.apply_delay_s = 0.0
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -372,8 +374,22 @@ class RedisBroker(Broker):
     def epoch(self) -> str:
         return self._epoch
 
+    def stats(self) -> dict[str, float]:
+        """Counters for ``/metrics`` (``tickfan_broker_*``)."""
+        return {
+            "ready": float(self.readiness() is None),
+            "reconnects": self.reconnects,
+            "unavailable": self.unavailable,
+            "entries_applied": self.entries_applied,
+            "apply_delay_s": self.apply_delay_s,
+            "leader": float(self.is_leader),
+        }
+
     async def start(self, node: Node) -> None:
         self._node = node
+        metrics = getattr(node, "metrics", None)
+        if metrics is not None:
+            metrics.broker_stats = self.stats
         await self.store.open()
         r = self.store.r
         try:
@@ -646,6 +662,9 @@ class RedisBroker(Broker):
                     _log.error("node %s diverged from the cluster: %s", self.node_id, self.diverged)
                 self._check_seqs(ticks, _s(fields[b"q"]), _s(entry_id))
             self._log_id = _s(entry_id)
+            self.entries_applied += 1
+        if entries:
+            self.apply_delay_s = max(0.0, time.time() - _id(self._log_id)[0] / 1000.0)
         if self._waiters:
             done = _id(self._log_id)
             keep = []
