@@ -19,6 +19,7 @@ route run against both brokers without running everything three times.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -30,6 +31,9 @@ from tickfan_e2e import Server, write_universe
 BACKENDS = [("python", "memory"), ("rust", "memory"), ("rust", "redis")]
 """(core, broker) pairs every fixture runs over."""
 IDS = ["python", "rust", "rust-redis"]
+if os.environ.get("TICKFAN_E2E_WORKERS2"):  # one-off runs: the Redis backend as 2 workers
+    BACKENDS.append(("rust", "redis-w2"))
+    IDS.append("rust-redis-w2")
 _DB = {"server": 1, "sim_server": 2, "plain_server": 3}
 
 
@@ -37,7 +41,8 @@ def _broker_args(broker: str, request: pytest.FixtureRequest, fixture: str) -> t
     if broker == "memory":
         return ()
     redis: RedisServer = request.getfixturevalue("redis_server")
-    return ("--broker", f"redis://127.0.0.1:{redis.port}/{_DB[fixture]}")
+    workers = ("--workers", "2") if broker == "redis-w2" else ()
+    return ("--broker", f"redis://127.0.0.1:{redis.port}/{_DB[fixture] + (4 if workers else 0)}", *workers)
 
 
 @pytest.fixture(scope="session", params=BACKENDS, ids=IDS)
@@ -84,11 +89,13 @@ def plain_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 def fresh_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Server]]:
     core, broker = request.param
     started: list[Server] = []
-    redis = RedisServer(tmp_path / "redis").start() if broker == "redis" else None
+    redis = RedisServer(tmp_path / "redis").start() if broker.startswith("redis") else None
 
     def start(*extra: str, env: dict[str, str] | None = None) -> Server:
         data_dir = tmp_path / f"data{len(started)}"
         via = ("--broker", redis.url) if redis is not None else ()
+        if broker == "redis-w2":
+            via += ("--workers", "2")
         srv = Server(core, data_dir, "--feed", "none", "--log-level", "warning", *via, *extra, env=env)
         srv.broker = broker
         started.append(srv)
@@ -99,3 +106,15 @@ def fresh_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cal
         srv.stop()
     if redis is not None:
         redis.stop()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect (not skip) the Redis-backend cases of ``memory_broker_only`` tests."""
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_redis = callspec is not None and any("redis" in str(v) for v in callspec.params.values())
+        (drop if on_redis and item.get_closest_marker("memory_broker_only") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep

@@ -657,8 +657,8 @@ class RedisBroker(Broker):
             if not self.diverged:
                 try:
                     node.apply(ticks, clock_checked=True)
-                except TickRejected as exc:
-                    self.diverged = f"log entry {_s(entry_id)} refused by the core: {exc.errors[:3]}"
+                except Exception as exc:  # noqa: BLE001 - never re-read an entry: mark and go on
+                    self.diverged = f"log entry {_s(entry_id)} not applied: {exc!r}"[:300]
                     _log.error("node %s diverged from the cluster: %s", self.node_id, self.diverged)
                 self._check_seqs(ticks, _s(fields[b"q"]), _s(entry_id))
             self._log_id = _s(entry_id)
