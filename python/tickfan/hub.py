@@ -4,11 +4,13 @@ The :class:`Hub` owns the sans-I/O ``Core`` (typed by ``tickfan/_core.pyi``); ch
 reach the core only through the hub's methods. It holds:
 
 * the registry of connections by ``conn_id`` (every socket of every channel has one), seen as
-  :class:`Peer` so the hub does not depend on the session module;
+  :class:`Peer` so the hub does not depend on the session module, and the count of
+  unauthenticated sockets per remote address (:meth:`admit`, :meth:`release`);
 * :meth:`ingest`, the single entry point for ticks (``POST /api/ticks`` and the simulator): it
   hands the batch to the broker (:mod:`tickfan.brokers`), which validates, publishes and has
-  every node apply it through :meth:`apply` (the hub is the broker's :class:`~tickfan.brokers.Node`),
-  which also refuses ticks stamped too far ahead of the server clock (``--max-ts-skew-ms``);
+  every node apply it through :meth:`apply` (the hub is the broker's :class:`~tickfan.brokers.Node`);
+  the core it builds refuses ticks stamped too far ahead of the server clock
+  (``--max-ts-skew-ms``);
 * :meth:`deliver`: per-user events from the broker, handed to the channels that :meth:`listen`;
 * :meth:`dispatch`, called after every core call that can queue frames: it wakes the writers of
   connections whose queue went non-empty (``core.take_ready()``) and closes the ones that
@@ -16,6 +18,8 @@ reach the core only through the hub's methods. It holds:
   so a slow or dead socket cannot stall the fan-out;
 * one flush timer task, sleeping until ``core.next_deadline_ms()`` and woken early when an
   ingest opens an earlier window;
+* one send watchdog task: a socket whose writer has completed no frame for ``send_timeout_s``
+  while holding frames (a peer that stopped reading) is closed as a slow consumer too;
 * the ``epoch``, which is the broker's.
 """
 
@@ -50,6 +54,8 @@ def now_ms() -> int:
 class Peer(Protocol):
     """One connection as the hub sees it (a :class:`tickfan.session.Session`)."""
 
+    conn_id: int
+
     @property
     def closing(self) -> bool: ...
 
@@ -61,6 +67,10 @@ class Peer(Protocol):
     def fail(self, code: ErrorCode, message: str | None = None) -> None: ...
 
     def close(self, code: CloseCode = CloseCode.NORMAL) -> None: ...
+
+    def check_stall(self, now: float, timeout: float) -> bool:
+        """Whether the writer has held frames it could not write for ``timeout`` seconds."""
+        ...
 
 
 class Hub:
@@ -85,11 +95,13 @@ class Hub:
         self._use_core(self._new_core())
         self.started_at = time.time()
         self.sessions: dict[int, Peer] = {}
+        self._unauthenticated: dict[str, int] = {}  # remote address -> open unauthenticated sockets
         self.ready = False
         self._listeners: dict[type, list[Callable[[str, Any], None]]] = {}
         self._rearm = asyncio.Event()
         self._armed_deadline: int | None = None
         self._timer: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
 
     def _new_core(self) -> Core:
         config = self.config
@@ -100,6 +112,9 @@ class Hub:
             max_queue_frames=config.max_queue_frames,
             max_queue_bytes=config.max_queue_bytes,
             max_symbols_per_connection=config.max_symbols_per_connection,
+            # A broker that checks the clock where a batch is ingested (a cluster's) has the
+            # nodes apply its log whatever their own clocks say.
+            max_ts_skew_ms=None if self.broker.checks_clock else config.max_ts_skew_ms,
         )
 
     def _use_core(self, core: Core) -> None:
@@ -126,6 +141,7 @@ class Hub:
         await self.broker.start(self)
         self._rearm = asyncio.Event()
         self._timer = asyncio.create_task(self._flush_loop(), name="tickfan-flush")
+        self._watchdog = asyncio.create_task(self._watch_loop(), name="tickfan-send-watchdog")
         self.ready = True
 
     async def stop(self) -> None:
@@ -137,12 +153,13 @@ class Hub:
         deadline = time.monotonic() + self.config.shutdown_timeout_s
         while self.sessions and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
-        if self._timer is not None:
-            self._timer.cancel()
-            try:
-                await self._timer
-            except asyncio.CancelledError:
-                pass
+        for task in (self._timer, self._watchdog):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
 
     async def close(self) -> None:
         """:meth:`stop`, then stop the broker (pending commits finish, the store closes)."""
@@ -159,6 +176,25 @@ class Hub:
     def unregister(self, conn_id: int) -> None:
         self.sessions.pop(conn_id, None)
 
+    def admit(self, peer: str) -> bool:
+        """Take one of ``peer``'s unauthenticated slots; False (counted) if it holds them all."""
+        held = self._unauthenticated.get(peer, 0)
+        if held >= self.config.max_unauthenticated_per_peer:
+            self.metrics.unauthenticated_refused += 1
+            return False
+        self._unauthenticated[peer] = held + 1
+        self.metrics.unauthenticated += 1
+        return True
+
+    def release(self, peer: str) -> None:
+        """Give back a slot taken by :meth:`admit` (the socket authenticated or ended)."""
+        held = self._unauthenticated.get(peer, 0) - 1
+        if held > 0:
+            self._unauthenticated[peer] = held
+        else:
+            self._unauthenticated.pop(peer, None)
+        self.metrics.unauthenticated -= 1
+
     def dispatch(self, ingest_t: float | None = None) -> None:
         """Wake writers with new frames; close overflowed connections. Never awaits."""
         sessions = self.sessions
@@ -171,9 +207,26 @@ class Hub:
             for conn_id in overflowed:
                 session = sessions.get(conn_id)
                 if session is not None and not session.closing:
-                    self.metrics.slow_consumers_disconnected += 1
-                    _log.info("closing slow consumer: connection %d (%s)", conn_id, session.channel_name)
-                    session.fail(ErrorCode.SLOW_CONSUMER)
+                    self._slow_consumer(session, "its queue overflowed")
+
+    def _slow_consumer(self, session: Peer, why: str) -> None:
+        self.metrics.slow_consumers_disconnected += 1
+        _log.info("closing slow consumer: connection %d (%s): %s", session.conn_id, session.channel_name, why)
+        session.fail(ErrorCode.SLOW_CONSUMER)
+
+    async def _watch_loop(self) -> None:
+        """The send deadline: a socket whose writer completed no frame for ``send_timeout_s``
+        while it had frames to send is a slow consumer, however short its queue."""
+        timeout = self.config.send_timeout_s
+        period = min(1.0, timeout / 4)
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(period)
+            now = loop.time()
+            for session in list(self.sessions.values()):
+                if session.check_stall(now, timeout):
+                    self.metrics.send_timeouts += 1
+                    self._slow_consumer(session, f"no frame sent for {timeout:g} s")
 
     # --- market data (the core, for channels and routes) ----------------------------------------
 
@@ -211,20 +264,16 @@ class Hub:
                 self.metrics.ticks_refused += len(exc.errors)
             raise
 
-    def apply(self, ticks: Sequence[Any], clock_checked: bool = False) -> int:
+    def apply(self, ticks: Sequence[Any]) -> int:
         """Apply a batch to the core (all or nothing; raises ``TickRejected``) and fan it out.
 
-        Before the core's rules, a tick whose ``ts`` is more than ``max_ts_skew_ms`` ahead of the
-        server clock is refused here (the core bounds ``ts`` only by 2**63 - 1, and one accepted
-        far-future tick would make every later tick of its symbol "earlier than the previous").
+        The core refuses, among its rules, a tick whose ``ts`` is more than ``max_ts_skew_ms``
+        ahead of the server clock (one accepted far-future tick would make every later tick of
+        its symbol "earlier than the previous").
         """
         ingest_t = time.perf_counter()
-        now = now_ms()
-        ahead = None if clock_checked else self._ahead_of_clock(ticks, now)
         try:
-            if ahead:
-                self._refuse(ticks, ahead, now)
-            applied = int(self.core.ingest(ticks, now))
+            applied = int(self.core.ingest(ticks, now_ms()))
         except TickRejected as exc:
             self.metrics.ticks_refused += len(exc.errors)
             exc.counted = True  # type: ignore[attr-defined]
@@ -277,32 +326,6 @@ class Hub:
         """A per-user event from the broker: to the listening channels, which find the sockets."""
         for handler in self._listeners.get(type(event), ()):
             handler(user_id, event)
-
-    def _ahead_of_clock(self, ticks: Sequence[Any], now: int) -> dict[int, str]:
-        """``{index: message}`` of the ticks whose int ``ts`` is past ``now + max_ts_skew_ms``."""
-        skew = self.config.max_ts_skew_ms
-        limit = now + skew
-        ahead: dict[int, str] = {}
-        for index, tick in enumerate(ticks):
-            if (type(tick) is tuple or type(tick) is list) and len(tick) == 4:
-                ts = tick[3]
-                if type(ts) is int and ts > limit:
-                    ahead[index] = f"ts {ts} is more than {skew} ms ahead of the server clock ({now})"
-        return ahead
-
-    def _refuse(self, ticks: Sequence[Any], ahead: dict[int, str], now: int) -> None:
-        """Raise ``TickRejected`` for the whole call: ``ahead``'s messages merged with the core's
-        for the other items (each item checked against the state after the earlier valid ones,
-        as the core does; the masked items are invalid, so the core applies nothing)."""
-        masked = [None if index in ahead else tick for index, tick in enumerate(ticks)]
-        try:
-            self.core.ingest(masked, now)
-        except TickRejected as exc:
-            errors = dict(exc.errors)
-        else:  # pragma: no cover - a None item is always refused by the core
-            raise AssertionError("the core accepted a masked tick")
-        errors.update(ahead)
-        raise TickRejected(f"{len(errors)} of {len(ticks)} ticks rejected", sorted(errors.items()))
 
     # --- flush timer ----------------------------------------------------------------------------
 

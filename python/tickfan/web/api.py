@@ -243,13 +243,15 @@ async def get_candles(
     hub = hub_of(request)
     if not 1 <= limit <= 100_000:
         raise ApiError(422, "limit must be between 1 and 100000")
+    if since is not None and not 0 <= since <= _MAX_TS:
+        raise ApiError(422, f"since must be between 0 and {_MAX_TS}")
     if interval not in hub.intervals:
         raise ApiError(422, f"unknown interval {interval[:16]!r}; one of {', '.join(hub.intervals)}")
     try:
         if since is None:
             candles, complete = hub.recent_candles(symbol, interval, limit)
         else:
-            candles, complete = hub.backfill(symbol, interval, max(0, min(since, _MAX_TS)))
+            candles, complete = hub.backfill(symbol, interval, since)
             candles = candles[:limit]
     except UnknownSymbol:
         raise ApiError(422, f"unknown symbol {symbol[:40]!r}") from None
@@ -268,7 +270,8 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[Any]:
     hub = hub_of(request)
     store_ok = await hub.broker.ready()
     ready = hub.ready and store_ok
-    body = {"status": "ready" if ready else "starting", "core": hub.core_name, "broker": hub.config.broker.partition("://")[0],
+    status = "ready" if ready else "starting" if not hub.ready else "unavailable"
+    body = {"status": status, "core": hub.core_name, "broker": hub.config.broker.partition("://")[0],
             "store": "ok" if store_ok else "unreachable"}
     readiness = getattr(hub.broker, "readiness", None)  # the Redis broker says why not
     if readiness is not None and not store_ok:

@@ -32,9 +32,8 @@ from tickfan.web.performance import PerformanceChannel
 __all__ = ["Services", "services_of", "lifespan", "CHANNELS", "ROUTES"]
 
 
-
 class Services:
-    """Bot-status and notifications channels, performance monitor and channel of one hub."""
+    """The bot-status, notifications and performance channels of one hub, and its performance monitor."""
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
