@@ -101,6 +101,10 @@ def prepare(flags: dict[str, Any]) -> Config:
             import uvloop  # noqa: F401
         except ImportError:
             raise ConfigError("--loop uvloop needs the uvloop package (pip install uvloop); or use --loop asyncio") from None
+    if config.broker != "memory":
+        from tickfan.brokers.redis import check_url
+
+        check_url(config.broker, config)  # bad, unreachable or another cluster's: one line, exit 2
     module = core_select.load(config.core)
     try:
         module.Core(
