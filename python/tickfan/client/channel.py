@@ -51,6 +51,17 @@ from tickfan.client.tokens import TokenSource
 __all__ = ["Options", "Channel", "MarketChannel", "NotificationsChannel"]
 
 _log = logging.getLogger("tickfan.client")
+
+
+class _NoFrameLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """websockets logs every frame at DEBUG, the ``auth`` frame's token included: its logger for
+    our sockets never has DEBUG enabled (INFO and above pass through)."""
+
+    def isEnabledFor(self, level: int) -> bool:
+        return level > logging.DEBUG and self.logger.isEnabledFor(level)
+
+
+_socket_log = _NoFrameLog(logging.getLogger("tickfan.client.websockets"), {})
 _encode = msgspec.json.Encoder().encode
 _FATAL = frozenset({"auth_required", "token_expired", "slow_consumer", "message_too_large"})
 _SUBSCRIBE_ERRORS = frozenset({"unknown_symbol", "too_many_symbols"})
@@ -150,7 +161,7 @@ class Channel(Generic[S]):
         raise StopAsyncIteration
 
     def _restore_pending(self) -> bool:
-        return self._queue.empty() and getattr(self.state, "degraded", False) and not self._restore
+        return self._queue.empty() and getattr(self.state, "restorable", False) and not self._restore
 
     async def __aenter__(self) -> Channel[S]:
         self.start()
@@ -240,7 +251,7 @@ class Channel(Generic[S]):
             return out
         try:
             ws = await connect(self.url, open_timeout=self.options.open_timeout_s, ping_interval=None,
-                               close_timeout=2, max_size=self.options.max_frame_bytes)
+                               close_timeout=2, max_size=self.options.max_frame_bytes, logger=_socket_log)
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
             out.reason = f"connect failed ({type(exc).__name__})"
             return out

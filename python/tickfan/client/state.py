@@ -73,6 +73,8 @@ class MarketState:
         self.degraded = False
         self.connected = False
         self._asked_since: dict[str, int] = {}
+        self._overflowed: set[str] = set()  # symbols whose next gap is the overflow's
+        self._conflate_acked = False
 
     # --- caller's intent -------------------------------------------------------------------------
 
@@ -113,8 +115,17 @@ class MarketState:
         return isinstance(message, Subscribed)
 
     def degrade(self) -> None:
-        """Subscribe with ``conflate`` from the next open on (after a ``slow_consumer`` close)."""
+        """Subscribe with ``conflate`` from the next open on (after a ``slow_consumer`` close);
+        the first gap of each symbol after it is the overflow's, even once restored."""
         self.degraded = True
+        self._conflate_acked = False
+        self._overflowed = set(self.wanted)
+
+    @property
+    def restorable(self) -> bool:
+        """Degraded, and the server has acked the ``conflate`` subscribe: the driver restores
+        the wanted modes once the consumer has emptied its queue."""
+        return self.degraded and self._conflate_acked
 
     def restore(self) -> list[Message]:
         """Back to the wanted modes, with a backfill from the last ts seen."""
@@ -140,6 +151,8 @@ class MarketState:
                     events.append(SeqReset(self.epoch, message.epoch))
                     self.last_seq.clear()
                 self.epoch = message.epoch
+            if self.degraded and message.mode == "conflate":
+                self._conflate_acked = True
             events.append(message)
             return events
         if isinstance(message, Backfill):
@@ -162,7 +175,9 @@ class MarketState:
                 self.duplicates += 1
                 return out
             if tick.seq > last + 1 and self._counts_gaps(symbol):
-                out.append(Gap(symbol, last + 1, tick.seq - 1, "overflow" if self.degraded else "seq"))
+                overflow = self.degraded or symbol in self._overflowed
+                out.append(Gap(symbol, last + 1, tick.seq - 1, "overflow" if overflow else "seq"))
+        self._overflowed.discard(symbol)
         self.last_seq[symbol] = tick.seq
         if tick.ts > self.last_ts.get(symbol, -1):
             self.last_ts[symbol] = tick.ts
