@@ -49,7 +49,7 @@ class Alert(msgspec.Struct, frozen=True):
 class Client:
     """One server. ``async with Client(url, token=...) as c:`` closes every channel on exit."""
 
-    def __init__(self, url: str = "http://127.0.0.1:8000", token: TokenProvider = "", *,
+    def __init__(self, url: str, token: TokenProvider, *,
                  options: Options | None = None, http_timeout_s: float = 10.0) -> None:
         self.url = url.rstrip("/")
         scheme, sep, rest = self.url.partition("://")
