@@ -231,3 +231,26 @@ def test_ticks_are_never_dropped_by_a_full_queue() -> None:
             assert [e.seq for e in events if isinstance(e, Tick)] == list(range(1, 201))
 
     asyncio.run(scenario())
+
+
+def test_close_ends_an_iteration_in_another_task() -> None:
+    async def scenario() -> None:
+        async with Scripted(hang) as server, Client(server.url, token="t") as c:
+            channel = c.bot_status()
+            seen: list[Any] = []
+
+            async def consume() -> None:
+                async for event in channel:
+                    seen.append(event)
+
+            consumer = asyncio.get_running_loop().create_task(consume())
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 10
+            while channel.auth_successes == 0:
+                assert loop.time() < deadline
+                await asyncio.sleep(0.01)
+            await channel.close()
+            await asyncio.wait_for(consumer, 5)  # ends, instead of waiting forever
+            assert seen == []
+
+    asyncio.run(scenario())

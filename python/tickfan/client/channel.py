@@ -171,15 +171,20 @@ class Channel(Generic[S]):
         await self.close()
 
     async def close(self) -> None:
-        """Stop reconnecting and close the socket; iteration then ends."""
+        """Stop reconnecting and close the socket; iteration ends (events not yet read are
+        discarded: closing is the consumer's choice)."""
         if self._task is not None and not self._task.done():
             self._task.cancel()
             try:
                 await self._task
             except (asyncio.CancelledError, Exception):
                 pass
-        if self._end is None:
-            self._end = _End(None)
+        while True:  # wake a consumer blocked on the queue
+            try:
+                self._queue.put_nowait(_End(None))
+                break
+            except asyncio.QueueFull:
+                self._queue.get_nowait()
 
     async def send(self, messages: list[dict[str, Any]]) -> None:
         """Send now if connected; the state replays what matters after a reconnect."""
