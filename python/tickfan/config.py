@@ -124,6 +124,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_symbols_per_connection", int, "subscriptions one socket may hold"),
     Setting("rate_limit_per_s", float, "inbound messages per second per socket (token bucket rate)"),
     Setting("rate_limit_burst", int, "token bucket size (inbound burst)"),
+    Setting("rate_limit_close_s", float, "a socket still over the rate limit this long after its flood began is closed (rate_limited, 1008)"),
     Setting("max_queue_frames", int, "outbound queue limit per socket, frames"),
     Setting("max_queue_bytes", int, "outbound queue limit per socket, bytes"),
     Setting("max_ts_skew_ms", int, "ticks whose ts is further ahead of the server clock than this are refused (ms)"),
@@ -168,6 +169,7 @@ class Config:
     max_symbols_per_connection: int = 100
     rate_limit_per_s: float = 20.0
     rate_limit_burst: int = 40
+    rate_limit_close_s: float = 5.0
     max_queue_frames: int = 10_000
     max_queue_bytes: int = 8 * 1024 * 1024
     max_ts_skew_ms: int = 60_000
@@ -283,6 +285,7 @@ class Config:
         need(self.max_symbols_per_connection >= 1, "--max-symbols-per-connection must be >= 1")
         need(self.rate_limit_per_s > 0, "--rate-limit-per-s must be > 0")
         need(self.rate_limit_burst >= 1, "--rate-limit-burst must be >= 1")
+        need(self.rate_limit_close_s > 0, "--rate-limit-close-s must be > 0")
         need(self.max_queue_frames >= 1 and self.max_queue_bytes >= 1, "queue limits must be >= 1")
         need(self.max_ts_skew_ms >= 0, "--max-ts-skew-ms must be >= 0")
         need(self.high_freq_per_s > 0, "--high-freq-per-s must be > 0")
