@@ -3,7 +3,9 @@
 It lets a test observe and disturb the client's connections from outside the client:
 ``accepted`` counts every TCP connection the client opened, ``cut()`` drops the live ones (the
 server stays up), ``refuse`` closes new ones at once (as a server that is down would, after
-accept), and ``target_port`` can move to a restarted server's new port.
+accept), ``hold()`` keeps new ones waiting (no upstream yet) until ``release()``, so a client
+stays away without piling up failed attempts, and ``target_port`` can move to a restarted
+server's new port.
 """
 
 from __future__ import annotations
@@ -20,6 +22,14 @@ class TcpProxy:
         self.port = 0
         self._server: asyncio.Server | None = None
         self._live: set[asyncio.StreamWriter] = set()
+        self._released = asyncio.Event()
+        self._released.set()
+
+    def hold(self) -> None:
+        self._released.clear()
+
+    def release(self) -> None:
+        self._released.set()
 
     @property
     def http(self) -> str:
@@ -50,6 +60,7 @@ class TcpProxy:
         if self.refuse:
             writer.transport.abort()
             return
+        await self._released.wait()
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         except OSError:
