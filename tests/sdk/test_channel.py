@@ -86,7 +86,8 @@ def test_1013_falls_back_to_conflate_then_restores_and_1001_reconnects_at_once()
         await recv(ws)  # subscribe
         await send(ws, type="subscribed", symbols=["X"], mode="tick", epoch="e")
         await send(ws, **tick(1))
-        await ws.close(1013, "slow_consumer")
+        await send(ws, type="error", code="slow_consumer", error="too slow")
+        await ws.close(1013)
 
     async def second(ws: ServerConnection) -> None:
         await authed(ws)
@@ -102,7 +103,7 @@ def test_1013_falls_back_to_conflate_then_restores_and_1001_reconnects_at_once()
             kinds = [type(e).__name__ for e in events]
             assert kinds == ["Subscribed", "Tick", "Disconnected", "Reconnected", "Subscribed", "Gap", "Tick",
                              "Disconnected", "Reconnected"]
-            assert events[2].code == 1013 and events[5] == Gap("X", 2, 4, "overflow")
+            assert (events[2].code, events[2].reason) == (1013, "slow_consumer") and events[5] == Gap("X", 2, 4, "overflow")
             assert events[7].code == 1001 and events[7].retry_in_s == 0
             opening, restore = server.received[1][1:3], server.received[1][3:5]
             assert opening == [{"type": "backfill_request", "symbols": ["X"], "since": 1001, "interval": "1s"},
@@ -252,5 +253,27 @@ def test_close_ends_an_iteration_in_another_task() -> None:
             await channel.close()
             await asyncio.wait_for(consumer, 5)  # ends, instead of waiting forever
             assert seen == []
+
+    asyncio.run(scenario())
+
+
+def test_a_1013_without_slow_consumer_only_backs_off() -> None:
+    async def busy(ws: ServerConnection) -> None:
+        await ws.close(1013, "too many unauthenticated connections from your address")
+
+    async def subscribes(ws: ServerConnection) -> None:
+        await authed(ws)
+        await recv(ws)
+        await send(ws, type="subscribed", symbols=["X"], mode="tick", epoch="e")
+        await ws.wait_closed()
+
+    async def scenario() -> None:
+        async with Scripted(busy, subscribes) as server, Client(server.url, token="t", options=Options(**FAST)) as c:
+            channel = c.market(["X"], mode="tick")
+            events = await collect(channel, 2)
+            assert [type(e) for e in events] == [Disconnected, Reconnected] and events[0].code == 1013
+            await collect(channel, 1)  # the ack
+            assert not channel.state.degraded
+            assert server.received[1][1] == {"type": "subscribe", "symbols": ["X"], "mode": "tick"}
 
     asyncio.run(scenario())

@@ -10,8 +10,8 @@ Reconnect rules (docs/client.md): full-jitter backoff (``uniform(0, min(max, min
 close that ended the socket: 1001/1012 reconnect at once (once per ready session); 1008
 ``token_expired`` reconnects at once with a new token; 1008 ``auth_required`` retries once at
 once with a fresh token from the provider, then raises ``AuthError`` (a fixed string token is
-not retried); 1009 raises ``ProtocolError``; 1013 backs off, then subscribes with ``conflate``
-until the consumer has drained the queue; anything else backs off.
+not retried); 1009 raises ``ProtocolError``; 1013 after ``slow_consumer`` backs off, then
+subscribes with ``conflate`` until the consumer has drained the queue; anything else backs off.
 
 The queue is bounded and never drops: when it is full the reader stops reading, the server's
 own queue for this socket fills, and the server closes it with ``slow_consumer`` (1013); what
@@ -233,7 +233,7 @@ class Channel(Generic[S]):
             if refused >= 1 or not self.tokens.refreshable:
                 raise AuthError("the server refused the token" + (" and a fresh one" if refused else ""))
             return 0.0
-        if outcome.error == "slow_consumer" or outcome.code == 1013:
+        if outcome.error == "slow_consumer":  # a 1013 for another cause (too many sockets) only backs off
             degrade = getattr(self.state, "degrade", None)
             if degrade is not None:
                 degrade()
