@@ -33,3 +33,28 @@ def test_the_tail_command_path_loads_no_server_code():
 def test_the_check_sees_server_modules():
     # the same probe does see the server stack when it is imported
     assert "litestar" in loaded_after("import tickfan.web.app")
+
+
+def test_every_import_of_the_sdk_is_a_runtime_dependency():
+    # `pip install tickfan` must give a working SDK: what it imports is in [project].dependencies
+    import ast
+    import re
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    runtime = {re.match(r"[A-Za-z0-9_.-]+", r).group(0).lower() for r in  # type: ignore[union-attr]
+               tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]}
+    imported: set[str] = set()
+    for path in (root / "python" / "tickfan" / "client").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = {m for m in imported if m not in sys.stdlib_module_names and m not in ("tickfan", "__future__")}
+    assert third_party == {"websockets", "msgspec", "httpx"}
+    assert third_party <= runtime
+    # tail mints tokens with PyJWT (through tickfan.auth) only when it has none given
+    assert "pyjwt[crypto]" in {r.split(">")[0].lower() for r in
+                               tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]}
