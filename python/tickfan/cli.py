@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     token.add_argument("--scope", action="append", default=[], help="a scope to grant, e.g. publish (repeatable)")
     token.add_argument("--data-dir", dest="data_dir", default=None, help="data dir holding the secret [TICKFAN_DATA_DIR]")
+
+    from tickfan.client.tail import add_parser as add_tail  # the SDK's CLI; imports no server code
+
+    add_tail(sub)
     return parser
 
 
@@ -53,6 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return serve({s.name: getattr(args, s.name) for s in SETTINGS})
+        if args.command == "tail":
+            from tickfan.client.tail import run as tail
+
+            return tail(args)
         return token(args)
     except ConfigError as exc:
         print(f"tickfan: configuration error: {exc}", file=sys.stderr)
