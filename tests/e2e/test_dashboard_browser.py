@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import re
 import time
 import uuid
@@ -387,6 +388,38 @@ def test_zero_config_serve_prints_a_dashboard_url_that_shows_live_prices(
         srv.stop()
 
 
+def test_decode_batch_is_exact_in_the_browser(dash_server: Server, request: pytest.FixtureRequest) -> None:
+    """``decodeBatch`` yields the very doubles that tick mode's JSON text parses to."""
+    rng = random.Random(11)
+    batches, expected = [], []
+    for b in range(60):
+        pd, sd, n = rng.randint(0, 8), rng.randint(0, 8), rng.randint(1, 50)
+        units = [rng.randint(1, 10**rng.randint(1, 14)) for _ in range(n)]
+        sizes = [rng.randint(0, 10**rng.randint(1, 12)) for _ in range(n)]
+        ts = sorted(rng.randint(1_700_000_000_000, 1_700_000_100_000) for _ in range(n))
+        batches.append({"type": "market_data_batch", "symbol": f"S{b}", "seq": 7, "count": n,
+                        "price_decimals": pd, "size_decimals": sd,
+                        "ts": [ts[0]] + [ts[i] - ts[i - 1] for i in range(1, n)],
+                        "price": [units[0]] + [units[i] - units[i - 1] for i in range(1, n)], "size": sizes})
+        expected += [[f"S{b}", 7 + i, ts[i], float(decimal_text(units[i], pd)), float(decimal_text(sizes[i], sd))] for i in range(n)]
+
+    async def scenario() -> list[list[Any]]:
+        async with open_dashboard(dash_server, request.node.name, url=dash_server.http + "/") as d:
+            return await d.js("""async (batches) => {
+                const { decodeBatch } = await import('/static/tickfan.js');
+                return batches.flatMap(b => decodeBatch(b).map(t => [t.symbol, t.seq, t.ts, t.price, t.size]));
+            }""", batches)  # type: ignore[no-any-return]
+
+    got = run(scenario())
+    assert len(got) == len(expected) > 1000
+    assert got == expected
+
+
+def decimal_text(units: int, decimals: int) -> str:
+    digits = str(units).rjust(decimals + 1, "0")
+    return digits if decimals == 0 else f"{digits[:-decimals]}.{digits[-decimals:]}"
+
+
 def test_page_is_plain_files_with_a_strict_csp(dash_server: Server) -> None:
     index = httpx.get(dash_server.http + "/")
     assert index.status_code == 200 and index.headers["content-type"].startswith("text/html")
@@ -404,6 +437,6 @@ def test_page_is_plain_files_with_a_strict_csp(dash_server: Server) -> None:
         served = httpx.get(f"{dash_server.http}/static/{path.name}")
         assert served.status_code == 200 and served.text == text
     js = httpx.get(dash_server.http + "/static/tickfan.js")
-    assert js.headers["content-type"].startswith("text/javascript")
+    assert js.headers["content-type"].startswith("text/javascript") and js.headers["access-control-allow-origin"] == "*"
     lines = sum(len((static / name).read_text().splitlines()) for name in ("tickfan.js", "dashboard.js"))
     assert lines <= 600, lines

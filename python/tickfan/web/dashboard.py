@@ -42,15 +42,17 @@ async def index() -> Response[bytes]:
     return Response((STATIC_DIR / "index.html").read_bytes(), media_type="text/html", headers=_HEADERS)
 
 
-def _nosniff(response: Any) -> Any:
+def _static_headers(response: Any) -> Any:
+    # Public code, no credentials: any page may import tickfan.js as a module (CORS).
     response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Access-Control-Allow-Origin"] = "*"
     return response
 
 
 ROUTES: list[Any] = [
     index,
     create_static_files_router(
-        "/static", [STATIC_DIR], name="dashboard-static", after_request=_nosniff, cache_control=CacheControlHeader(no_cache=True)
+        "/static", [STATIC_DIR], name="dashboard-static", after_request=_static_headers, cache_control=CacheControlHeader(no_cache=True)
     ),
 ]
 

@@ -25,8 +25,8 @@ export function decodeBatch(m) {
   return out;
 }
 
-/** One endpoint. `getToken()` (async) is asked before every connect and at 80% of a token's
- *  lifetime. Events: state {state, retryAt}, open {reconnect}, message (any frame but
+/** One endpoint. `getToken({reason})` (async) is asked before every connect and at 80% of a
+ *  token's lifetime. Events: state {state, retryAt}, open {reconnect}, message (any frame but
  *  auth_success/pong), close {code, error}, rtt, slow (after 1013), expiring (no fresh token). */
 export class Channel extends EventTarget {
   constructor(path, { getToken, base = location.origin, minDelayMs = 500, maxDelayMs = 20000, pingMs = 15000,
@@ -141,7 +141,7 @@ export class Channel extends EventTarget {
 
   onClose(ws, code) {
     if (ws !== this.ws) return;
-    const error = this.lastError;
+    const error = this.lastError, wasOpen = this.authed;
     this.ws = null; this.authed = false;
     this.clear("auth", "refresh", "ping");
     this.emit("close", { code, error });
@@ -151,7 +151,7 @@ export class Channel extends EventTarget {
       if (this.why === "refused" && ++this.refused >= 2) return this.setState("unauthorized"); // twice: stop
       return this.retry(0);
     }
-    if (code === 1001) return this.retry(0); // the server is going away: try again at once
+    if (code === 1001 && wasOpen) return this.retry(0); // the server went away: try again at once (once)
     if (code === 1013) this.emit("slow"); // too slow for the stream: back off, then conflate
     this.retry();
   }
