@@ -25,6 +25,7 @@ import pytest
 from playwright.async_api import BrowserContext, WebSocketRoute
 
 from tickfan.config import DEFAULT_UNIVERSE
+from tickfan.web.dashboard import STATIC_DIR
 from tickfan_browser import BOTS, MARKET, METRICS, NOTES, Dash, open_dashboard
 from tickfan_e2e import CORES, SECRET, Client, Server, now_ms, run, users
 
@@ -430,7 +431,7 @@ def test_page_is_plain_files_with_a_strict_csp(dash_server: Server) -> None:
     assert scripts and all(re.search(r'\bsrc="/static/[\w.-]+\.js"', s) for s in scripts)
     assert not re.search(r"<script\b[^>]*>\s*[^<\s]", html)  # no inline script
     assert not re.search(r"\son[a-z]+\s*=", html)  # no inline handler
-    static = Path(__import__("tickfan.web.dashboard", fromlist=["STATIC_DIR"]).STATIC_DIR)
+    static = STATIC_DIR
     for path in static.iterdir():
         text = path.read_text()
         assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}/", text.replace("http://www.w3.org/2000/svg", "")), path

@@ -151,6 +151,8 @@ async def open_dashboard(
                     "(`make test` installs it when run as root)", pytrace=False)
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS / "chromium-version.txt").write_text(browser.version + "\n")  # Debian's build, not Playwright's
         try:
             context = await browser.new_context(viewport={"width": 1280, "height": 900})
             if token_provider is not None:
@@ -165,7 +167,6 @@ async def open_dashboard(
             try:
                 yield dash
             finally:
-                ARTIFACTS.mkdir(parents=True, exist_ok=True)
                 await page.screenshot(path=str(ARTIFACTS / _artifact_name(name)), full_page=True)
         finally:
             await browser.close()

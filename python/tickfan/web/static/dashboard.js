@@ -41,6 +41,7 @@ const utc = (ms) => new Date(ms).toISOString().slice(11, 23);
 async function loadSymbols() {
   try {
     const r = await fetch("/api/symbols", { headers: { Authorization: `Bearer ${await getToken({ reason: "http" })}` } });
+    if (r.status === 401) return tokenProblem("The server refused the token: it has expired or is not valid here.");
     if (!r.ok) throw new Error(`GET /api/symbols: ${r.status}`);
     for (const s of (await r.json()).symbols) symbols.set(s.symbol, s);
   } catch (e) {
