@@ -43,6 +43,7 @@ from msgspec import Struct
 from tickfan.auth import AuthError, Principal
 from tickfan.protocol import (
     ERROR_CLOSE,
+    FLOOD_CLOSE,
     Auth,
     CloseCode,
     DecodeFailure,
@@ -65,6 +66,8 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
 _DRAIN_FRAMES = 256
+_LINGER_QUIET_S = 0.05
+_LINGER_MAX_S = 1.0
 _FLOOD_QUIET_S = 1.0
 
 
@@ -128,7 +131,9 @@ class Session:
         self._core = hub.core
         self._bucket = TokenBucket(self.config.rate_limit_per_s, self.config.rate_limit_burst)
         self._flooding = False
+        self._flood_began = 0.0
         self._last_refused = 0.0
+        self._last_in = 0.0  # loop time of the last frame read while closing
         self._waiter: asyncio.Future[None] | None = None  # set while the writer is idle
         self._wake_t: float | None = None
         self._finished = asyncio.Event()
@@ -169,9 +174,9 @@ class Session:
             if not waiter.done():
                 waiter.set_result(None)
 
-    def fail(self, code: ErrorCode, message: str | None = None) -> None:
-        """Send a fatal error, then close with its close code (PROTOCOL.md section 2)."""
-        close = ERROR_CLOSE[code]
+    def fail(self, code: ErrorCode, message: str | None = None, *, close: CloseCode | None = None) -> None:
+        """Send an error, then close with its close code (PROTOCOL.md section 2), or ``close``."""
+        close = ERROR_CLOSE[code] if close is None else close
         if code is ErrorCode.SLOW_CONSUMER:
             # The queued frames would take too long: drop them, send the error next.
             self._begin_close(close, [error_frame(code, message)], keep_queued=False)
@@ -218,6 +223,7 @@ class Session:
         if self._close_code is not None:
             return
         self._close_code = code
+        self._last_in = asyncio.get_running_loop().time()  # the linger waits one quiet period at least
         queued = self._core.drain(self.conn_id, self.config.max_queue_frames) if keep_queued else []
         self._final = queued + last
         # Nothing more is queued for this connection from here on.
@@ -243,6 +249,7 @@ class Session:
                     for frame in self._final:
                         await send({"type": "websocket.send", "text": frame})
                     self._final = []
+                    await self._linger(loop)
                     # Granian's close waits for a pending receive() to end, so stop reading first.
                     if self._reader is not None:
                         self._reader.cancel()
@@ -272,11 +279,33 @@ class Session:
         finally:
             self._finished.set()
 
+    async def _linger(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Before the close: read (and ignore) what the client already sent, until it is quiet.
+
+        Granian closes the TCP connection right after the close frame, without waiting for the
+        client's close. Unread inbound data at that moment makes the kernel answer with a reset,
+        which can destroy the error and close frames still in the client's receive buffer (the
+        client then sees 1006). So wait until no frame has arrived for ``_LINGER_QUIET_S``, at
+        most ``_LINGER_MAX_S`` (a client that never stops sending gets the close anyway).
+        """
+        if self._reader is None or self._reader.done():
+            return
+        deadline = loop.time() + _LINGER_MAX_S
+        while True:
+            now = loop.time()
+            quiet_at = self._last_in + _LINGER_QUIET_S
+            if now >= quiet_at or now >= deadline:
+                return
+            await asyncio.sleep(min(quiet_at, deadline) - now)
+
     # --- reader ---------------------------------------------------------------------------------
 
     async def _read_loop(self, receive: Receive) -> None:
+        loop = asyncio.get_running_loop()
         limit = self.config.max_message_bytes
         metrics = self.hub.metrics
+        take = self._bucket.take
+        monotonic = time.monotonic
         try:
             while True:
                 event = await receive()
@@ -286,8 +315,16 @@ class Session:
                 if kind != "websocket.receive":
                     continue
                 if self._close_code is not None:
-                    continue  # closing: the client's last words are ignored
+                    self._last_in = loop.time()  # closing: the client's last words are read, ignored
+                    continue
                 metrics.messages_in += 1
+                # The rate check comes first: a refused message is not sized, decoded or logged.
+                now = monotonic()
+                if not take(now):
+                    self._refuse(now)
+                    continue
+                if self._flooding and now - self._last_refused >= _FLOOD_QUIET_S:
+                    self._flooding = False  # a flood ends after a quiet second, not at the first token back
                 data = event.get("text")
                 if data is None:
                     data = event.get("bytes") or b""
@@ -295,7 +332,11 @@ class Session:
                 if len(data) > limit or (isinstance(data, str) and len(data) * 4 > limit and len(data.encode()) > limit):
                     self.fail(ErrorCode.MESSAGE_TOO_LARGE, f"Messages are limited to {limit} bytes")
                     continue
-                await self._handle(data)
+                try:
+                    await self._handle(data)
+                except Exception:  # noqa: BLE001 - a server bug: this socket ends with 1011, not a bare drop
+                    _log.exception("handling a message failed on connection %d", self.conn_id)
+                    self._begin_close(CloseCode.INTERNAL_ERROR, [], keep_queued=True)
         except asyncio.CancelledError:
             raise  # the writer cancels us to close; it finishes the session
         except Exception as exc:  # noqa: BLE001
@@ -303,25 +344,37 @@ class Session:
         # Disconnected (or broken): nothing more can be sent either.
         self._finished.set()
 
-    async def _handle(self, data: str | bytes) -> None:
-        now = time.monotonic()
-        if not self._bucket.take(now):
-            if self.principal is None:
-                self.fail(ErrorCode.AUTH_REQUIRED)
-            elif not self._flooding:
-                # One error per flood, not one per dropped message: answering every message of a
-                # flood would fill the client's own queue and turn it into a slow consumer.
-                self._flooding = True
-                self.send_error(ErrorCode.RATE_LIMITED)
-            self._last_refused = now
+    def _refuse(self, now: float) -> None:
+        """A message over the rate limit: dropped; answered once per flood; a long flood ends the socket."""
+        if self.principal is None:
+            self.fail(ErrorCode.AUTH_REQUIRED)
             return
         if self._flooding and now - self._last_refused >= _FLOOD_QUIET_S:
-            self._flooding = False  # a flood ends after a quiet second, not at the first token back
-        if isinstance(data, bytes) and self.principal is not None:
-            self.send_error(ErrorCode.INVALID_MESSAGE, "Messages must be text frames holding JSON")
+            self._flooding = False  # quiet for a second: this refusal starts a new flood
+        self._last_refused = now
+        if not self._flooding:
+            # One error per flood, not one per dropped message: answering every message of a
+            # flood would fill the client's own queue and turn it into a slow consumer.
+            self._flooding = True
+            self._flood_began = now
+            self.send_error(ErrorCode.RATE_LIMITED)
+        elif now - self._flood_began >= self.config.rate_limit_close_s:
+            self.hub.metrics.rate_limit_closes += 1
+            self.fail(
+                ErrorCode.RATE_LIMITED,
+                f"Connection closed: over the message rate limit for {self.config.rate_limit_close_s:g} s",
+                close=FLOOD_CLOSE,
+            )
+
+    async def _handle(self, data: str | bytes) -> None:
+        if isinstance(data, bytes):
+            if self.principal is None:
+                self.fail(ErrorCode.AUTH_REQUIRED)
+            else:
+                self.send_error(ErrorCode.INVALID_MESSAGE, "Messages must be text frames holding JSON")
             return
         try:
-            message = self._decoder.decode(data)
+            message = self._decoder.decode(data)  # raises DecodeFailure and nothing else
         except DecodeFailure as exc:
             if self.principal is None:
                 self.fail(ErrorCode.AUTH_REQUIRED)
@@ -353,6 +406,10 @@ class Session:
         try:
             principal = self.hub.verifier.verify(token)
         except AuthError:
+            self.fail(ErrorCode.AUTH_REQUIRED)
+            return
+        except Exception as exc:  # noqa: BLE001 - a token the verifier chokes on is refused like any bad one
+            _log.warning("token verification raised %s on connection %d", type(exc).__name__, self.conn_id)
             self.fail(ErrorCode.AUTH_REQUIRED)
             return
         if self.principal is not None and principal.sub != self.principal.sub:
