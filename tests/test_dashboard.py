@@ -25,6 +25,16 @@ def test_zero_config_prints_a_ready_url_with_a_short_lived_local_token(tmp_path:
     assert abs(principal.exp - (time.time() + DASHBOARD_TOKEN_TTL_S)) < 5
 
 
+def test_the_printed_token_never_outlives_the_servers_maximum_lifetime(tmp_path: Path) -> None:
+    config = Config.build({"data_dir": tmp_path, "jwt_max_lifetime_s": 600}, {})
+    text = console_lines(config)
+    found = re.search(r"#token=(\S+)", text)
+    assert found and "token valid 600 s" in text
+    secret = (tmp_path / SECRET_FILE).read_text().strip()
+    principal = Verifier("HS256", secret, max_lifetime_s=600).verify(found.group(1))
+    assert principal.exp - time.time() <= 600
+
+
 def test_configured_secret_prints_how_to_mint_a_token_and_no_token(tmp_path: Path) -> None:
     config = Config.build({"data_dir": tmp_path}, {"TICKFAN_JWT_SECRET": "x" * 40})
     text = console_lines(config)

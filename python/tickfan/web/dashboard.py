@@ -32,7 +32,7 @@ DASHBOARD_USER = "local"
 """The ``sub`` of the token in the URL a zero-config ``tickfan serve`` prints."""
 
 DASHBOARD_TOKEN_TTL_S = 8 * 3600
-"""That token's lifetime: a working day; mint another with ``tickfan token`` after it."""
+"""That token's lifetime: a working day (at most ``--jwt-max-lifetime-s``); then mint another."""
 
 _HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 
@@ -68,7 +68,7 @@ def console_lines(config: Config) -> str:
         return f"dashboard: {url}#token=$(tickfan token --sub alice)    (a token signed with TICKFAN_JWT_SECRET)"
     from tickfan.auth import mint, resolve_secret
 
-    token = mint(resolve_secret(config), DASHBOARD_USER, ttl_s=DASHBOARD_TOKEN_TTL_S,
-                 audience=config.jwt_audience, issuer=config.jwt_issuer)
-    hours = DASHBOARD_TOKEN_TTL_S // 3600
-    return f"dashboard (user {DASHBOARD_USER!r}, token valid {hours} h):\n    {url}#token={token}"
+    ttl_s = min(DASHBOARD_TOKEN_TTL_S, config.jwt_max_lifetime_s)  # the server refuses longer ones
+    token = mint(resolve_secret(config), DASHBOARD_USER, ttl_s=ttl_s, audience=config.jwt_audience, issuer=config.jwt_issuer)
+    valid = f"{ttl_s / 3600:g} h" if ttl_s % 3600 == 0 else f"{ttl_s} s"
+    return f"dashboard (user {DASHBOARD_USER!r}, token valid {valid}):\n    {url}#token={token}"

@@ -146,7 +146,7 @@ export class Channel extends EventTarget {
     this.clear("auth", "refresh", "ping");
     this.emit("close", { code, error });
     if (this.stopped || this.paused) return;
-    if (code === 1008) {
+    if (code === 1008 && error !== "rate_limited") { // a flooder's 1008 backs off below
       this.why = error === "token_expired" ? "expired" : "refused"; // getToken() is asked for a new one
       if (this.why === "refused" && ++this.refused >= 2) return this.setState("unauthorized"); // twice: stop
       return this.retry(0);
