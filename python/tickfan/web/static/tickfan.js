@@ -199,9 +199,12 @@ export class MarketData extends EventTarget {
   resubscribe() { if (this.wanted.size) this.ch.send({ type: "subscribe", symbols: [...this.wanted], ...this.effective }); }
   /** The last tick's ts per symbol (a mark to backfill from later). */
   lastTs() { return new Map([...this.last].map(([s, t]) => [s, t.ts])); }
-  /** One backfill_request per symbol, from `since` (a Map symbol -> ts; default: the last tick seen). */
+  /** One backfill_request per symbol, from `since` (a Map symbol -> ts; default: the last tick seen);
+   *  past 16 symbols one request from the oldest mark, to stay within the server's rate limit. */
   backfillAll(since = this.lastTs()) {
-    for (const [symbol, ts] of since) if (this.wanted.has(symbol)) this.backfill([symbol], ts);
+    const marks = [...since].filter(([s]) => this.wanted.has(s));
+    if (marks.length > 16) return this.backfill(marks.map(([s]) => s), Math.min(...marks.map(([, ts]) => ts)));
+    for (const [symbol, ts] of marks) this.backfill([symbol], ts);
   }
   backfill(symbols, since) { this.ch.send({ type: "backfill_request", symbols, since, interval: this.interval }); }
 
