@@ -33,22 +33,26 @@ def auth_frame(sub: str = "alice") -> str:
 class FakeSocket:
     """One accepted socket: ``push`` client frames, read what the server sent in ``events``."""
 
-    def __init__(self, hub: Hub, channel: Channel | None = None) -> None:
+    def __init__(self, hub: Hub, channel: Channel | None = None, *, peer: str | None = None) -> None:
+        """``peer``: an address whose slot the caller took with ``hub.admit`` (as the web adapter does)."""
         self.hub = hub
         self.channel = channel if channel is not None else MarketDataChannel(hub)
         self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.events: list[dict[str, Any]] = []
         self.hold = False
-        """While true, a send of a text frame does not complete (a peer that stopped reading)."""
+        """While true, a send (frame or close) does not complete (a peer that stopped reading)."""
+        self.held = 0
+        """Sends that were held."""
         self._released = asyncio.Event()
-        self.session = Session(hub, self.channel, MessageDecoder(self.channel.messages), self._send)
+        self.session = Session(hub, self.channel, MessageDecoder(self.channel.messages), self._send, peer=peer)
         self.task = asyncio.create_task(self.session.run(self._receive))
 
     async def _receive(self) -> dict[str, Any]:
         return await self.inbox.get()
 
     async def _send(self, event: dict[str, Any]) -> None:
-        if self.hold and event["type"] == "websocket.send":
+        if self.hold and event["type"] in ("websocket.send", "websocket.close"):
+            self.held += 1
             await self._released.wait()
         self.events.append(event)
 

@@ -12,6 +12,7 @@ import msgspec
 import pytest
 
 from socket_harness import FakeSocket, make_hub
+from tickfan.errors import UnknownConnection
 from tickfan.protocol import MARKET_DATA_MESSAGES, DecodeFailure, ErrorCode, MessageDecoder
 
 DEEP = '{"type": "ping", "ts": ' + "[" * 5000 + "]" * 5000 + "}"
@@ -27,6 +28,8 @@ MALFORMED = {
     "deep_value": (DEEP, ErrorCode.INVALID_MESSAGE),
     "deep_array": (DEEP_ARRAY, ErrorCode.INVALID_MESSAGE),
     "not_json": ("{nope", ErrorCode.INVALID_JSON),
+    # Found by the fuzzer: the typed pass refused the tag, the untyped pass raised DecodeError.
+    "lone_surrogate_escape": ('{"type": "unsubscribe", "symbols": {"\\ud95c[": 1}}', ErrorCode.INVALID_JSON),
 }
 
 
@@ -189,3 +192,83 @@ def test_refused_messages_are_not_decoded(impl: ModuleType) -> None:
         assert len(decoded) < 50  # the burst (5) and what refilled meanwhile, not the 200
 
     _run(impl, scenario, rate_limit_per_s=20.0, rate_limit_burst=5, rate_limit_close_s=30.0)
+
+
+def _tick_frames(sock: FakeSocket) -> list[dict[str, Any]]:
+    return [f for f in sock.frames if f["type"] == "market_data"]
+
+
+def test_a_stalled_peer_is_a_slow_consumer_its_queue_dropped_and_told_why_when_it_reads_again(impl: ModuleType) -> None:
+    async def scenario(hub: Any) -> None:
+        sock = await FakeSocket(hub).authed()
+        sock.push('{"type": "subscribe", "symbols": ["LTC/USD"], "mode": "tick"}')
+        await sock.wait(lambda s: any(f["type"] == "subscribed" for f in s.frames))
+        sock.hold = True  # the peer stops reading: the next send never completes
+        for i in range(20):
+            hub.ingest([("LTC/USD", 70.0, 1.0, 1_000 + i)])
+        await sock.wait(lambda s: s.held == 1)
+        for i in range(20, 200):  # more while stalled: queued until the deadline, then dropped
+            hub.ingest([("LTC/USD", 70.0, 1.0, 1_000 + i)])
+        assert hub.core.queued(sock.session.conn_id)[0] == 180
+        await sock.wait(lambda s: hub.metrics.send_timeouts == 1)
+        assert hub.metrics.slow_consumers_disconnected == 1
+        with pytest.raises(UnknownConnection):  # the queue is gone, and nothing more is queued
+            hub.core.queued(sock.session.conn_id)
+        assert sock.session._batch == []  # the 19 frames the writer had in hand too
+        sock.release()  # the peer reads again, within the close's bounded time
+        assert await sock.closed() == 1013
+        # The one frame that was in flight, then the error: the rest of the batch in hand was dropped.
+        assert [f["seq"] for f in _tick_frames(sock)] == [1]
+        assert sock.frames[-1]["type"] == "error" and sock.frames[-1]["code"] == "slow_consumer"
+
+    _run(impl, scenario, send_timeout_s=0.2, shutdown_timeout_s=10.0)
+
+
+def test_a_peer_that_never_reads_again_is_dropped_after_the_bounded_close(impl: ModuleType) -> None:
+    async def scenario(hub: Any) -> None:
+        sock = await FakeSocket(hub).authed()
+        sock.hold = True
+        sock.push('{"type": "ping", "ts": 1}')  # its pong never completes
+        await sock.wait(lambda s: hub.metrics.send_timeouts == 1)
+        assert await sock.closed(timeout=5) is None  # no close could be written: the transport is dropped
+        assert sock.held >= 2  # the stalled pong, then the close the server tried before giving up
+        assert hub.sessions == {} and hub.metrics.connections["market_data"] == 0
+
+    _run(impl, scenario, send_timeout_s=0.2, shutdown_timeout_s=0.3)
+
+
+def test_a_busy_writer_that_keeps_sending_is_not_stalled(impl: ModuleType) -> None:
+    async def scenario(hub: Any) -> None:
+        sock = await FakeSocket(hub).authed()
+        sock.push('{"type": "subscribe", "symbols": ["LTC/USD"], "mode": "tick"}')
+        await sock.wait(lambda s: any(f["type"] == "subscribed" for f in s.frames))
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 1.0  # five send deadlines of steady traffic
+        i = 0
+        while loop.time() < end:
+            hub.ingest([("LTC/USD", 70.0, 1.0, 1_000 + i)])
+            i += 1
+            await asyncio.sleep(0.01)
+        await sock.wait(lambda s: len(_tick_frames(s)) == i)
+        assert hub.metrics.send_timeouts == 0 and sock.close_code is None
+
+    _run(impl, scenario, send_timeout_s=0.2)
+
+
+def test_an_unauthenticated_slot_is_given_back_once_at_auth_or_at_the_end(impl: ModuleType) -> None:
+    async def scenario(hub: Any) -> None:
+        assert hub.admit("10.0.0.1") and hub.admit("10.0.0.1")
+        assert not hub.admit("10.0.0.1")  # the limit is 2
+        assert hub.admit("10.0.0.2")  # per address
+        first = FakeSocket(hub, peer="10.0.0.1")
+        second = FakeSocket(hub, peer="10.0.0.1")
+        await first.authed()  # gives its slot back
+        assert hub.metrics.unauthenticated == 2 and hub.admit("10.0.0.1")
+        hub.release("10.0.0.1")
+        first.push('{"type": "auth", "token": "not-a-token"}')  # a refused refresh ends the socket
+        second.push('{"type": "ping", "ts": 1}')  # not auth first: ends the socket
+        assert await first.closed() == 1008 and await second.closed() == 1008
+        assert hub.metrics.unauthenticated == 1  # only 10.0.0.2's; nothing given back twice
+        assert hub.metrics.unauthenticated_refused == 1
+
+    _run(impl, scenario, max_unauthenticated_per_peer=2)

@@ -22,6 +22,7 @@ __all__ = [
     "CloseCode",
     "ERROR_CLOSE",
     "FLOOD_CLOSE",
+    "PEER_LIMIT_REASON",
     "ERROR_TEXT",
     "Auth",
     "Ping",
@@ -63,7 +64,7 @@ class CloseCode(enum.IntEnum):
     POLICY_VIOLATION = 1008  # auth_required, token_expired, rate_limited after a sustained flood
     MESSAGE_TOO_BIG = 1009  # message_too_large
     INTERNAL_ERROR = 1011
-    TRY_AGAIN_LATER = 1013  # slow_consumer
+    TRY_AGAIN_LATER = 1013  # slow_consumer; a new socket over the per-address unauthenticated limit
 
 
 ERROR_CLOSE: dict[ErrorCode, CloseCode] = {
@@ -73,6 +74,9 @@ ERROR_CLOSE: dict[ErrorCode, CloseCode] = {
     ErrorCode.SLOW_CONSUMER: CloseCode.TRY_AGAIN_LATER,
 }
 """The fatal codes and the close code that follows each."""
+
+PEER_LIMIT_REASON = "too many unauthenticated connections from this address"
+"""Close reason (with 1013, right after the accept) for a socket over ``max_unauthenticated_per_peer``."""
 
 FLOOD_CLOSE = CloseCode.POLICY_VIOLATION
 """The close after ``rate_limited`` when a flood outlasts ``rate_limit_close_s``: the client broke
@@ -162,6 +166,8 @@ class MessageDecoder:
             value: Any = msgspec.json.decode(frame)
         except msgspec.ValidationError as untyped:  # e.g. a number out of range anywhere
             return DecodeFailure(ErrorCode.INVALID_MESSAGE, _reason("Invalid message", untyped))
+        except msgspec.DecodeError:  # the typed pass stopped early; e.g. a lone surrogate escape
+            return DecodeFailure(ErrorCode.INVALID_JSON, "The message is not valid JSON")
         except RecursionError:
             return DecodeFailure(ErrorCode.INVALID_MESSAGE, _TOO_DEEP)
         except Exception:  # noqa: BLE001 - as in decode

@@ -5,85 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
+import socket
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
-from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tickfan_e2e import Server, expect_close, recv_json, recv_until, run
+from tickfan_e2e import TEST_SYMBOLS, Server, Watcher, expect_close, now_ms, recv_json, recv_until, run, wait_metric, write_universe
 
 pytestmark = pytest.mark.e2e
-
-WATCHED = "LTC/USD"
-
-
-class Watcher:
-    """A healthy subscriber of ``WATCHED`` in tick mode, and a publisher ticking it every 20 ms."""
-
-    def __init__(self, server: Server) -> None:
-        self.server = server
-        self.seqs: list[int] = []
-        self.published = 0
-        self._stop = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
-        self.ws: ClientConnection | None = None
-
-    async def __aenter__(self) -> Watcher:
-        self.ws = await self.server.authed("healthy-watcher")
-        await self.ws.send(json.dumps({"type": "subscribe", "symbols": [WATCHED], "mode": "tick"}))
-        await recv_until(self.ws, lambda m: m["type"] == "subscribed")
-        self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._publish())]
-        return self
-
-    async def _read(self) -> None:
-        assert self.ws is not None
-        while True:
-            m = await recv_json(self.ws, 30)
-            if m["type"] == "market_data" and m["symbol"] == WATCHED:
-                self.seqs.append(m["seq"])
-
-    async def _publish(self) -> None:
-        while not self._stop.is_set():
-            ts = time.time_ns() // 1_000_000
-            r = await self.server.apublish([{"symbol": WATCHED, "price": 70.0 + (self.published % 7), "size": 1.0, "ts": ts}])
-            assert r.status_code == 202, r.text
-            self.published += 1
-            await asyncio.sleep(0.02)
-
-    async def finish(self) -> None:
-        """Stop publishing; wait until every published tick arrived (or fail)."""
-        self._stop.set()
-        await self._tasks[1]
-        deadline = time.monotonic() + 20
-        while len(self.seqs) < self.published:
-            assert not self._tasks[0].done(), self._tasks[0]
-            assert time.monotonic() < deadline, f"got {len(self.seqs)} of {self.published} ticks"
-            await asyncio.sleep(0.02)
-
-    async def __aexit__(self, *_: Any) -> None:
-        self._stop.set()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.ws is not None:
-            await self.ws.close()
-
-    def assert_contiguous(self) -> None:
-        assert self.published > 0 and len(self.seqs) == self.published
-        assert self.seqs == list(range(self.seqs[0], self.seqs[0] + len(self.seqs)))
-
-
-async def wait_metric(server: Server, name: str, pred: Callable[[float], bool], timeout: float = 30) -> float:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await asyncio.to_thread(server.metric, name)
-        if pred(value):
-            return value
-        assert time.monotonic() < deadline, f"{name} stayed {value}"
-        await asyncio.sleep(0.05)
 
 
 def test_a_sustained_flooder_is_closed_1008_and_a_healthy_client_is_unaffected(fresh_server: Callable[..., Server]) -> None:
@@ -129,3 +62,88 @@ def test_a_sustained_flooder_is_closed_1008_and_a_healthy_client_is_unaffected(f
     assert seen[-1] == errors[-1] and "closed" in str(errors[-1]["error"])
     assert sent > 100 and len([m for m in seen if m["type"] == "pong"]) < sent
     assert server.metric("tickfan_rate_limit_closes_total") == 1
+
+
+def _small_buffer_socket(port: int) -> socket.socket:
+    """A client socket with a 16 KiB receive buffer (set before connect: no autotuning), so a
+    client that stops reading stalls the server's writer after a few MB, not tens."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+    sock.connect(("127.0.0.1", port))
+    sock.setblocking(False)
+    return sock
+
+
+def test_a_client_that_stops_reading_gets_slow_consumer_and_1013_when_it_reads_again(
+    fresh_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    server = fresh_server(
+        "--symbols", str(write_universe(tmp_path / "symbols.json")),
+        "--send-timeout-s", "1", "--shutdown-timeout-s", "15",
+    )  # fmt: skip
+    base = now_ms() - 4000 * 1000
+    for symbol in TEST_SYMBOLS[1:]:  # history for ~150 KB backfill answers
+        ticks = [{"symbol": symbol, "price": 100.0 + (i % 50), "size": 1.0, "ts": base + i * 1000} for i in range(3600)]
+        assert server.publish(ticks).status_code == 202
+
+    async def scenario() -> tuple[int | None, list[dict[str, Any]]]:
+        async with Watcher(server) as watcher:
+            # max_queue=1: websockets stops reading from its socket while a message waits unread.
+            stalled = await connect(server.ws(), sock=_small_buffer_socket(server.port), max_queue=1, max_size=None, open_timeout=10)
+            await stalled.send(json.dumps({"type": "auth", "token": server.token("stalled")}))
+            request = {"type": "backfill_request", "symbols": TEST_SYMBOLS[1:], "since": 0, "interval": "1s"}
+            for _ in range(12):  # ~5 MB of answers, under the 8 MiB queue: only the send deadline can act
+                await stalled.send(json.dumps(request))
+            await wait_metric(server, "tickfan_send_timeouts_total", lambda v: v == 1)
+            code, seen = await expect_close(stalled, timeout=20)  # reading again, after the decision
+            await watcher.finish()
+            watcher.assert_contiguous()
+            return code, seen
+
+    code, seen = run(scenario(), timeout=120)
+    assert code == 1013
+    assert seen[0]["type"] == "auth_success"
+    assert seen[-1]["type"] == "error" and seen[-1]["code"] == "slow_consumer"
+    assert all(m["type"] == "backfill" for m in seen[1:-1]) and len(seen) - 2 < 36  # the backlog was dropped
+    assert server.metric("tickfan_slow_consumers_disconnected_total") == 1
+
+
+def test_unauthenticated_sockets_are_limited_per_address(fresh_server: Callable[..., Server]) -> None:
+    server = fresh_server("--max-unauthenticated-per-peer", "3", "--auth-timeout-ms", "30000")
+
+    async def refused() -> tuple[int | None, str]:
+        ws = await server.connect()
+        try:
+            await asyncio.wait_for(ws.recv(), 10)
+        except ConnectionClosed as exc:
+            assert exc.rcvd is not None, "closed without a close frame"
+            return exc.rcvd.code, exc.rcvd.reason
+        raise AssertionError("a socket over the limit was served")
+
+    async def scenario() -> None:
+        authed = await server.authed("already-in")  # authenticated sockets do not count
+        waiting = [await server.connect() for _ in range(3)]
+        await wait_metric(server, "tickfan_unauthenticated_connections", lambda v: v == 3)
+        assert await refused() == (1013, "too many unauthenticated connections from this address")
+        assert await refused() == (1013, "too many unauthenticated connections from this address")
+        # Authenticating frees a slot...
+        await waiting[0].send(json.dumps({"type": "auth", "token": server.token("late")}))
+        assert (await recv_json(waiting[0]))["type"] == "auth_success"
+        fourth = await server.connect()  # takes it
+        assert await refused() == (1013, "too many unauthenticated connections from this address")
+        await fourth.send(json.dumps({"type": "auth", "token": server.token("fourth")}))
+        assert (await recv_json(fourth))["type"] == "auth_success"
+        # ... and so does going away.
+        await waiting[1].close()
+        await wait_metric(server, "tickfan_unauthenticated_connections", lambda v: v == 1)
+        fifth = await server.authed("fifth")
+        extra = [await server.connect() for _ in range(2)]  # back to three
+        assert await refused() == (1013, "too many unauthenticated connections from this address")
+        for ws in (authed, waiting[0], fourth):  # the authenticated ones were never affected
+            await ws.send(json.dumps({"type": "ping", "ts": 9}))
+            assert (await recv_until(ws, lambda m: m["type"] == "pong"))[0]["ts"] == 9
+        for ws in (authed, waiting[0], waiting[2], fourth, fifth, *extra):
+            await ws.close()
+
+    run(scenario(), timeout=60)
+    assert server.metric("tickfan_unauthenticated_refused_total") == 4

@@ -23,7 +23,7 @@ fn cases(default: u32) -> u32 {
 /// name, price decimals, size decimals
 const UNIVERSE: [(&str, u32, u32); 3] = [("BTC/USD", 2, 8), ("ETH/USD", 0, 12), ("X", 12, 0)];
 
-fn core() -> C {
+fn core(max_ts_skew_ms: Option<i64>) -> C {
     let specs = UNIVERSE
         .iter()
         .map(|&(name, pd, sd)| SymbolSpec {
@@ -33,7 +33,11 @@ fn core() -> C {
             size_decimals: sd as i64,
         })
         .collect();
-    Core::new(specs, Config::default()).unwrap()
+    let cfg = Config {
+        max_ts_skew_ms,
+        ..Config::default()
+    };
+    Core::new(specs, cfg).unwrap()
 }
 
 /// An `ingest` item as the binding builds it from any Python value.
@@ -131,6 +135,8 @@ fn units(v: f64, d: u32) -> Units {
 fn expected(
     items: &[Item],
     last_ts: &[Option<u64>],
+    skew: Option<i64>,
+    now_ms: i64,
 ) -> Result<Vec<(usize, u64, u64, u64)>, Vec<(usize, String)>> {
     let mut pending = last_ts.to_vec();
     let mut valid = Vec::new();
@@ -176,6 +182,15 @@ fn expected(
                 continue;
             }
         };
+        if let Some(skew) = skew {
+            if i128::from(ts) > i128::from(now_ms) + i128::from(skew) {
+                errors.push((
+                    i,
+                    format!("ts {ts} is more than {skew} ms ahead of the server clock ({now_ms})"),
+                ));
+                continue;
+            }
+        }
         let (pu, su) = (units(price, pd), units(size, sd));
         let message = match (&pu, &su) {
             (Units::TooManyDecimals, _) => Some(format!("price has more than {pd} decimals")),
@@ -227,15 +242,19 @@ proptest! {
     /// Arbitrary calls, one after another on one core: each answer is the spec's, a refused
     /// call changes nothing, an accepted one applies every item in order.
     #[test]
-    fn tick_validator_agrees_with_its_spec(calls in prop::collection::vec(prop::collection::vec(item(), 0..12), 1..6)) {
-        let mut c = core();
+    fn tick_validator_agrees_with_its_spec(
+        skew in prop_oneof![Just(None), Just(Some(0i64)), (0i64..60).prop_map(Some), Just(Some(i64::MAX))],
+        calls in prop::collection::vec((prop::collection::vec(item(), 0..12), -5i64..50), 1..6),
+    ) {
+        let mut c = core(skew);
         let mut last_ts: Vec<Option<u64>> = vec![None; UNIVERSE.len()];
         let mut seq = vec![0u64; UNIVERSE.len()];
-        for items in &calls {
+        for (items, now_ms) in &calls {
+            let now_ms = *now_ms;
             let raw: Vec<TickItem<'_>> = items.iter().map(Item::as_tick_item).collect();
             let before = (snapshot(&c), c.stats().ticks_in);
-            let answer = c.ingest(&raw, 0);
-            match expected(items, &last_ts) {
+            let answer = c.ingest(&raw, now_ms);
+            match expected(items, &last_ts, skew, now_ms) {
                 Err(errors) => {
                     prop_assert_eq!(answer, Err(Error::TickRejected { total: items.len(), errors }));
                     prop_assert_eq!((snapshot(&c), c.stats().ticks_in), before);
@@ -328,7 +347,7 @@ proptest! {
         calls in prop::collection::vec(prop::collection::vec((0usize..3, small_or_any(), small_or_any(), 0u64..5), 1..20), 1..8),
         interval in 10i64..100,
     ) {
-        let mut c = core();
+        let mut c = core(None);
         let (tick_conn, batch_conn) = (c.connect() as i64, c.connect() as i64);
         let names: Vec<&str> = UNIVERSE.iter().map(|u| u.0).collect();
         c.subscribe(tick_conn, &names, "tick", None, 0).unwrap();
