@@ -8,7 +8,7 @@ STAMPS := .make
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: run test build setup test-python test-rust bench bench-table clean redis-server
+.PHONY: run test build setup test-python test-rust bench bench-table clean redis-server chromium
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -39,7 +39,21 @@ redis-server:
 		if [ "$$CI" = true ]; then exit 1; fi; \
 	fi
 
-test: build redis-server
+# The browser tests drive Debian's chromium (Playwright from PyPI, never a downloaded browser) and
+# draw the chart in DejaVu Sans: installed with apt when missing (as root; else say what to run).
+CHROMIUM := /usr/bin/chromium
+FONT := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
+chromium:
+	@if [ ! -x $(CHROMIUM) ] || [ ! -e $(FONT) ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core; \
+		else \
+			echo "make: the browser tests need Debian's chromium and fonts-dejavu-core; run: sudo apt-get install chromium fonts-dejavu-core" >&2; \
+			exit 1; \
+		fi; \
+	fi
+
+test: build redis-server chromium
 	cargo test --quiet -p tickfan-core
 	$(PY) -m pytest -q --benchmark-disable
 

@@ -139,6 +139,8 @@ def serve(flags: dict[str, Any]) -> int:
     from granian.log import LogLevels
     from granian.server import Server
 
+    from tickfan.web.dashboard import console_lines
+
     config = prepare(flags)
     _raise_fd_limit(config.max_connections * config.workers + 1024)
     os.environ.update(config.to_env())
@@ -150,7 +152,8 @@ def serve(flags: dict[str, Any]) -> int:
         f"tickfan serving {url} (WebSocket {ws}); core={config.core} feed={config.feed} workers={config.workers}\n"
         f"granian: loop={config.loop} task-impl={config.task_impl} runtime-mode={config.runtime_mode} "
         f"runtime-threads={config.runtime_threads}\n"
-        f"mint a token:  tickfan token --sub alice{data_dir_flag}    (publisher: add --scope publish)",
+        f"mint a token:  tickfan token --sub alice{data_dir_flag}    (publisher: add --scope publish)\n"
+        f"{console_lines(config)}",
         flush=True,
     )
     server = Server(

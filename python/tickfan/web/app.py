@@ -29,7 +29,7 @@ from tickfan.config import Config
 from tickfan.feeds.sim import SimFeed
 from tickfan.hub import Hub
 from tickfan.session import Channel
-from tickfan.web import api, services
+from tickfan.web import api, dashboard, services
 from tickfan.web.market_data import MarketDataChannel
 from tickfan.web.socket import RawSocketApp, channel_endpoint, channel_route
 
@@ -43,8 +43,8 @@ CHANNELS: list[Callable[[Hub], Channel]] = [
 ]
 """One entry per ``/ws/*`` endpoint."""
 
-ROUTES: list[Any] = [*api.ROUTES, *services.ROUTES]
-"""HTTP route handlers."""
+ROUTES: list[Any] = [*api.ROUTES, *services.ROUTES, *dashboard.ROUTES]
+"""HTTP route handlers (the dashboard's ``/`` and ``/static/*`` included)."""
 
 
 def create_app(config: Config, *, channels: Sequence[Callable[[Hub], Channel]] | None = None) -> Litestar:
