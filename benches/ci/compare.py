@@ -74,10 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     if base["micro.json"] and current["micro.json"]:
         with tempfile.TemporaryDirectory() as tmp:
             paths = []
-            for label, data in ((f"0001_baseline_{short}", base), ("0002_current", current)):
+            for label, data in ((f"0001_{short}", base), ("0002_now", current)):
                 path = Path(tmp) / f"{label}.json"
                 path.write_text(json.dumps(data["micro.json"]))
                 paths.append(str(path))
+            print(f"\npytest-benchmark compare: (0001_{short}) is the baseline, (0002_now) the current run")
             exe = Path(sys.executable).with_name("pytest-benchmark")
             subprocess.run([str(exe), "compare", "--group-by=group", "--sort=name", "--columns=min,median,iqr,rounds",
                             *paths], cwd=ROOT)  # fmt: skip
