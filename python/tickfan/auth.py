@@ -3,7 +3,9 @@
 The accepted algorithm is pinned by configuration (HS256 with a shared secret by default, RS256
 or ES256 with a PEM public key) and never taken from the token's header, so ``alg: none`` and
 algorithm-confusion tokens are refused. ``sub`` (a non-empty string) and ``exp`` are required;
-``aud`` and ``iss`` are checked when configured. There is no leeway on ``exp``.
+``aud`` and ``iss`` are checked when configured. There is no leeway on ``exp``. A token whose
+``exp`` is more than ``max_lifetime_s`` ahead of now, or of its ``iat``, is refused as invalid
+(``--jwt-max-lifetime-s``): a leaked token stays usable for that long at most.
 
 Tokens are secrets: nothing here logs or echoes them, and :class:`AuthError` messages never
 contain them.
@@ -34,10 +36,15 @@ __all__ = [
     "resolve_secret",
     "verifier_from_config",
     "SECRET_FILE",
+    "ALGORITHM_FILE",
+    "record_algorithm",
+    "recorded_algorithm",
     "PUBLISH_SCOPE",
 ]
 
 SECRET_FILE = "jwt_secret"
+ALGORITHM_FILE = "jwt_algorithm"
+"""The JWT algorithm of the last ``serve`` on a data dir, read by ``tickfan token``."""
 PUBLISH_SCOPE = "publish"
 
 
@@ -91,12 +98,14 @@ class Verifier:
         *,
         audience: str | None = None,
         issuer: str | None = None,
+        max_lifetime_s: float | None = None,
     ) -> None:
         if algorithm not in ("HS256", "RS256", "ES256"):
             raise ConfigError(f"unsupported JWT algorithm {algorithm!r}")
         self.algorithm = algorithm
         self.audience = audience
         self.issuer = issuer
+        self.max_lifetime_s = max_lifetime_s
         if algorithm == "HS256":
             try:
                 algo: Any = _PreparedHMAC(key)
@@ -147,9 +156,20 @@ class Verifier:
         # jwt.decode checked exp against its own clock; the explicit clock serves the tests.
         if now is not None and exp <= now:
             raise AuthError("token expired", expired=True)
+        if self.max_lifetime_s is not None:
+            self._check_lifetime(exp, claims.get("iat"), time.time() if now is None else now)
         scope = claims.get("scope", "")
         scopes = frozenset(scope.split()) if isinstance(scope, str) else frozenset()
         return Principal(sub=sub, exp=int(exp), scopes=scopes)
+
+
+    def _check_lifetime(self, exp: float, iat: Any, now: float) -> None:
+        limit = self.max_lifetime_s
+        assert limit is not None
+        if exp - now > limit:
+            raise AuthError(f"invalid token: 'exp' is more than {limit:g} s ahead (the maximum lifetime)")
+        if isinstance(iat, (int, float)) and not isinstance(iat, bool) and exp - iat > limit:
+            raise AuthError(f"invalid token: 'exp' is more than {limit:g} s after 'iat' (the maximum lifetime)")
 
 
 def mint(
@@ -218,4 +238,24 @@ def verifier_from_config(config: Config) -> Verifier:
             key = config.jwt_public_key.read_bytes()
         except OSError as exc:
             raise ConfigError(f"cannot read the JWT public key file: {exc.strerror}") from None
-    return Verifier(config.jwt_algorithm, key, audience=config.jwt_audience, issuer=config.jwt_issuer)
+    return Verifier(
+        config.jwt_algorithm, key, audience=config.jwt_audience, issuer=config.jwt_issuer,
+        max_lifetime_s=config.jwt_max_lifetime_s,
+    )
+
+
+def record_algorithm(data_dir: Path, algorithm: str) -> None:
+    """Note the server's JWT algorithm in the data dir, for ``tickfan token``."""
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        (data_dir / ALGORITHM_FILE).write_text(algorithm + "\n")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {str(data_dir / ALGORITHM_FILE)!r}: {exc.strerror}") from None
+
+
+def recorded_algorithm(data_dir: Path) -> str | None:
+    """The algorithm the last ``serve`` on ``data_dir`` used, or None if none was recorded."""
+    try:
+        return (data_dir / ALGORITHM_FILE).read_text().strip() or None
+    except OSError:
+        return None

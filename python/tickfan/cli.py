@@ -62,13 +62,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 def token(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from tickfan.auth import mint, resolve_secret
+    from tickfan.auth import mint, recorded_algorithm, resolve_secret
 
     config = Config.build({"data_dir": Path(args.data_dir) if args.data_dir else None})
-    if config.jwt_algorithm != "HS256":
+    served = recorded_algorithm(config.data_dir)
+    for algorithm, where in ((config.jwt_algorithm, "TICKFAN_JWT_ALGORITHM"), (served, f"the server on {config.data_dir}")):
+        if algorithm is not None and algorithm != "HS256":
+            raise ConfigError(
+                f"{where} accepts {algorithm} tokens, which your identity provider signs with its "
+                "private key; `tickfan token` signs HS256 only (no token printed, no secret created)"
+            )
+    if args.ttl > config.jwt_max_lifetime_s:
         raise ConfigError(
-            f"the server accepts {config.jwt_algorithm} tokens, which your identity provider signs "
-            "with its private key; `tickfan token` signs HS256 only"
+            f"--ttl {args.ttl} is over the server's maximum token lifetime, "
+            f"{config.jwt_max_lifetime_s} s (--jwt-max-lifetime-s): the server would refuse the token"
         )
     scopes = [part for value in args.scope for part in value.split()]
     print(mint(resolve_secret(config), args.sub, ttl_s=args.ttl, scopes=scopes,
@@ -79,7 +86,7 @@ def token(args: argparse.Namespace) -> int:
 def prepare(flags: dict[str, Any]) -> Config:
     """Build, validate and resolve the config in the parent process (no server started)."""
     from tickfan import core as core_select
-    from tickfan.auth import verifier_from_config
+    from tickfan.auth import record_algorithm, verifier_from_config
 
     config = Config.build(flags)
     config = config.replace(
@@ -88,6 +95,7 @@ def prepare(flags: dict[str, Any]) -> Config:
         jwt_public_key=config.jwt_public_key.resolve() if config.jwt_public_key else None,
     )
     verifier_from_config(config)  # creates the data dir's secret when needed; checks the key
+    record_algorithm(config.data_dir, config.jwt_algorithm)  # so `tickfan token` can tell
     if config.loop == "uvloop":
         try:
             import uvloop  # noqa: F401

@@ -117,6 +117,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("jwt_public_key", Path, "PEM public key file for RS256/ES256", metavar="FILE"),
     Setting("jwt_audience", str, "required 'aud' claim (unchecked when empty)"),
     Setting("jwt_issuer", str, "required 'iss' claim (unchecked when empty)"),
+    Setting("jwt_max_lifetime_s", int, "tokens whose exp is further than this ahead of now (or of iat) are refused"),
     Setting("auth_timeout_ms", int, "time a socket has to send its auth message"),
     Setting("allowed_origins", _parse_list, "comma-separated Origin allow-list for WebSockets; empty: any", metavar="LIST"),
     Setting("max_message_bytes", int, "largest inbound WebSocket message"),
@@ -125,6 +126,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("rate_limit_burst", int, "token bucket size (inbound burst)"),
     Setting("max_queue_frames", int, "outbound queue limit per socket, frames"),
     Setting("max_queue_bytes", int, "outbound queue limit per socket, bytes"),
+    Setting("max_ts_skew_ms", int, "ticks whose ts is further ahead of the server clock than this are refused (ms)"),
     Setting("high_freq_per_s", float, "auto mode: ticks/s above which a symbol is batched"),
     Setting("candle_retention", _parse_retention, "candles kept per interval, e.g. 1s=3600,1m=1440", metavar="LIST"),
     Setting("sim_speed", float, "multiplier on every simulated symbol's tick rate"),
@@ -159,6 +161,7 @@ class Config:
     jwt_public_key: Path | None = None
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
+    jwt_max_lifetime_s: int = 86_400
     auth_timeout_ms: int = 5000
     allowed_origins: tuple[str, ...] = ()
     max_message_bytes: int = 64 * 1024
@@ -167,6 +170,7 @@ class Config:
     rate_limit_burst: int = 40
     max_queue_frames: int = 10_000
     max_queue_bytes: int = 8 * 1024 * 1024
+    max_ts_skew_ms: int = 60_000
     high_freq_per_s: float = 20.0
     candle_retention: tuple[tuple[str, int], ...] = ()
     sim_speed: float = 1.0
@@ -273,12 +277,14 @@ class Config:
                 raise ConfigError(f"cannot read the JWT public key file {str(self.jwt_public_key)!r}: {exc.strerror}") from None
         elif self.jwt_secret is not None:
             need(len(self.jwt_secret) >= 32, "the JWT secret must be at least 32 characters (HS256 needs 256 bits)")
+        need(self.jwt_max_lifetime_s >= 1, "--jwt-max-lifetime-s must be >= 1")
         need(self.auth_timeout_ms >= 1, "--auth-timeout-ms must be >= 1")
         need(self.max_message_bytes >= 256, "--max-message-bytes must be >= 256")
         need(self.max_symbols_per_connection >= 1, "--max-symbols-per-connection must be >= 1")
         need(self.rate_limit_per_s > 0, "--rate-limit-per-s must be > 0")
         need(self.rate_limit_burst >= 1, "--rate-limit-burst must be >= 1")
         need(self.max_queue_frames >= 1 and self.max_queue_bytes >= 1, "queue limits must be >= 1")
+        need(self.max_ts_skew_ms >= 0, "--max-ts-skew-ms must be >= 0")
         need(self.high_freq_per_s > 0, "--high-freq-per-s must be > 0")
         for name, count in self.candle_retention:
             need(name in INTERVAL_NAMES, f"--candle-retention: unknown interval {name!r} (one of {', '.join(INTERVAL_NAMES)})")

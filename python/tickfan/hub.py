@@ -3,7 +3,8 @@
 The :class:`Hub` owns the sans-I/O ``Core`` and everything that makes it run in an event loop:
 
 * the registry of sessions by ``conn_id`` (every socket of every channel has one);
-* :meth:`ingest`, the single entry point for ticks (``POST /api/ticks`` and the simulator);
+* :meth:`ingest`, the single entry point for ticks (``POST /api/ticks`` and the simulator),
+  which also refuses ticks stamped too far ahead of the server clock (``--max-ts-skew-ms``);
 * :meth:`dispatch`, called after every core call that can queue frames: it wakes the writers of
   connections whose queue went non-empty (``core.take_ready()``) and closes the ones that
   overflowed (``core.take_overflowed()`` -> ``slow_consumer``, 1013). It never awaits a socket,
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from tickfan.auth import Verifier
 from tickfan.config import Config
+from tickfan.errors import TickRejected
 from tickfan.metrics import Metrics
 from tickfan.protocol import CloseCode, ErrorCode
 
@@ -125,9 +127,22 @@ class Hub:
     # --- ticks ----------------------------------------------------------------------------------
 
     def ingest(self, ticks: Sequence[tuple[str, Any, Any, Any]]) -> int:
-        """Apply ticks (all or nothing; raises ``TickRejected``) and fan them out."""
+        """Apply ticks (all or nothing; raises ``TickRejected``) and fan them out.
+
+        Before the core's rules, a tick whose ``ts`` is more than ``max_ts_skew_ms`` ahead of the
+        server clock is refused here (the core bounds ``ts`` only by 2**63 - 1, and one accepted
+        far-future tick would make every later tick of its symbol "earlier than the previous").
+        """
         ingest_t = time.perf_counter()
-        applied = int(self.core.ingest(ticks, now_ms()))
+        now = now_ms()
+        ahead = self._ahead_of_clock(ticks, now)
+        try:
+            if ahead:
+                self._refuse(ticks, ahead, now)
+            applied = int(self.core.ingest(ticks, now))
+        except TickRejected as exc:
+            self.metrics.ticks_refused += len(exc.errors)
+            raise
         self.dispatch(ingest_t)
         for hook in self.after_ingest:
             hook()
@@ -135,6 +150,32 @@ class Hub:
         if deadline is not None and (self._armed_deadline is None or deadline < self._armed_deadline):
             self._rearm.set()
         return applied
+
+    def _ahead_of_clock(self, ticks: Sequence[Any], now: int) -> dict[int, str]:
+        """``{index: message}`` of the ticks whose int ``ts`` is past ``now + max_ts_skew_ms``."""
+        skew = self.config.max_ts_skew_ms
+        limit = now + skew
+        ahead: dict[int, str] = {}
+        for index, tick in enumerate(ticks):
+            if (type(tick) is tuple or type(tick) is list) and len(tick) == 4:
+                ts = tick[3]
+                if type(ts) is int and ts > limit:
+                    ahead[index] = f"ts {ts} is more than {skew} ms ahead of the server clock ({now})"
+        return ahead
+
+    def _refuse(self, ticks: Sequence[Any], ahead: dict[int, str], now: int) -> None:
+        """Raise ``TickRejected`` for the whole call: ``ahead``'s messages merged with the core's
+        for the other items (each item checked against the state after the earlier valid ones,
+        as the core does; the masked items are invalid, so the core applies nothing)."""
+        masked = [None if index in ahead else tick for index, tick in enumerate(ticks)]
+        try:
+            self.core.ingest(masked, now)
+        except TickRejected as exc:
+            errors = dict(exc.errors)
+        else:  # pragma: no cover - a None item is always refused by the core
+            raise AssertionError("the core accepted a masked tick")
+        errors.update(ahead)
+        raise TickRejected(f"{len(errors)} of {len(ticks)} ticks rejected", sorted(errors.items()))
 
     async def _flush_loop(self) -> None:
         core = self.core

@@ -39,6 +39,7 @@ class Metrics:
         self.slow_consumers_disconnected = 0
         self.send_failures = 0
         self.messages_in = 0
+        self.ticks_refused = 0
         self.core_stats: Callable[[], dict[str, int]] = dict
         self.registry = CollectorRegistry(auto_describe=True)
         self.fanout_counts = [0] * (len(_LATENCY_BUCKETS) + 1)  # per bucket, the last is +Inf
@@ -91,6 +92,7 @@ class _Collector(Collector):
             "tickfan_slow_consumers_disconnected", "Sockets closed with slow_consumer (1013)", value=m.slow_consumers_disconnected
         )
         yield CounterMetricFamily("tickfan_send_failures", "Socket sends that failed (peer gone mid-send)", value=m.send_failures)
+        yield CounterMetricFamily("tickfan_ticks_refused", "Ticks refused at ingest (any source)", value=m.ticks_refused)
         yield CounterMetricFamily("tickfan_messages_in", "Inbound WebSocket messages", value=m.messages_in)
         cumulative, buckets = 0, []
         for bound, count in zip((*_LATENCY_BUCKETS, float("inf")), m.fanout_counts, strict=True):

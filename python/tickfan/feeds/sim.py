@@ -7,6 +7,12 @@ Ticks go through :meth:`tickfan.hub.Hub.ingest`, the same path as ``POST /api/ti
 
 The feed wakes every 10 ms and emits, per symbol, the ticks due since the last wake-up (a
 fractional carry keeps the long-run rate exact), in one ingest call.
+
+A refused simulated tick (a publisher's tick on the same symbol, stamped later than the
+simulator's clock, came first) is dropped alone: the other ticks of the call are ingested
+again without it, so one symbol never holds up another. Refusals are counted
+(``tickfan_ticks_refused_total``) and logged as one WARNING line per minute at most, without
+a traceback.
 """
 
 from __future__ import annotations
@@ -17,12 +23,14 @@ import random
 import time
 
 from tickfan.config import SymbolSpec
+from tickfan.errors import TickRejected
 from tickfan.hub import Hub, now_ms
 
 __all__ = ["SimFeed"]
 
 _log = logging.getLogger("tickfan.feeds.sim")
 _STEP_S = 0.010
+_LOG_EVERY_S = 60.0
 
 
 class _Walk:
@@ -49,6 +57,10 @@ class SimFeed:
         self.rng = random.Random(seed or None)
         self.walks = [_Walk(spec, speed) for spec in universe if spec.rate_per_s > 0]
         self.last_ts = 0
+        self.refused = 0
+        """Simulated ticks refused since the last log line."""
+        self._next_log = 0.0
+        self._next_error_log = 0.0
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -78,6 +90,34 @@ class SimFeed:
                 ticks.append((walk.symbol, walk.units / walk.pd, size_units / walk.sd, ts))
         return ticks
 
+    def emit(self, ticks: list[tuple[str, float, float, int]]) -> int:
+        """Ingest ``ticks``, dropping the ones the hub refuses; return how many were applied."""
+        try:
+            return self.hub.ingest(ticks)
+        except TickRejected as exc:
+            refused = dict(exc.errors)
+        self._note_refused(ticks, refused)
+        rest = [tick for index, tick in enumerate(ticks) if index not in refused]
+        if not rest:
+            return 0
+        try:
+            return self.hub.ingest(rest)  # valid alone: each was checked after earlier valid ones
+        except TickRejected as exc:  # pragma: no cover - only if the core's rules change
+            self._note_refused(rest, dict(exc.errors))
+            return 0
+
+    def _note_refused(self, ticks: list[tuple[str, float, float, int]], refused: dict[int, str]) -> None:
+        self.refused += len(refused)
+        now = time.monotonic()
+        if now >= self._next_log:
+            index, message = min(refused.items())
+            _log.warning(
+                "%d simulated ticks refused since the last report (e.g. %s: %s); the other symbols' ticks go on",
+                self.refused, ticks[index][0], message,
+            )
+            self.refused = 0
+            self._next_log = now + _LOG_EVERY_S
+
     async def _run(self) -> None:
         last = time.monotonic()
         while True:
@@ -88,6 +128,8 @@ class SimFeed:
             if not ticks:
                 continue
             try:
-                self.hub.ingest(ticks)
-            except Exception:  # noqa: BLE001 - a publisher's tick may have raced ours; keep going
-                _log.exception("simulated ticks rejected")
+                self.emit(ticks)
+            except Exception:  # noqa: BLE001 - a bug must not stop the feed; logged once a minute
+                if now >= self._next_error_log:
+                    _log.exception("simulated ticks failed")
+                    self._next_error_log = now + _LOG_EVERY_S

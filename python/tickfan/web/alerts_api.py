@@ -8,23 +8,26 @@ a 404, indistinguishable from an unknown one). Body: ``{"symbol", "above"}`` or
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
+from msgspec import Meta
 from litestar import Request, Response, delete, get, post
 
 from tickfan.alerts import AlertBook
 from tickfan.errors import InvalidArgument, UnknownSymbol
 from tickfan.stores import Alert
-from tickfan.web.api import ApiError, require_principal
+from tickfan.web.api import MAX_BODY_BYTES, ApiError, decode_body, require_principal
 
 __all__ = ["ROUTES"]
 
 _MAX_ID = 2**53 - 1
+MAX_SYMBOL_CHARS = 64
+"""Longer than any universe name (at most 32): a longer ``symbol`` is a 422 at decoding."""
 
 
 class _AlertBody(msgspec.Struct, forbid_unknown_fields=True):
-    symbol: str
+    symbol: Annotated[str, Meta(max_length=MAX_SYMBOL_CHARS)]
     above: float | None = None
     below: float | None = None
 
@@ -43,15 +46,10 @@ def _view(alert: Alert) -> dict[str, Any]:
     }
 
 
-@post("/api/alerts", status_code=201)
+@post("/api/alerts", status_code=201, request_max_body_size=MAX_BODY_BYTES)
 async def create_alert(request: Request[Any, Any, Any]) -> dict[str, int]:
     principal = require_principal(request)
-    try:
-        body = msgspec.json.decode(await request.body(), type=_AlertBody)
-    except msgspec.ValidationError as exc:
-        raise ApiError(422, f"Invalid body: {exc}") from None
-    except msgspec.DecodeError:
-        raise ApiError(400, "The body is not valid JSON") from None
+    body: _AlertBody = await decode_body(request, _AlertBody)
     if (body.above is None) == (body.below is None):
         raise ApiError(422, 'Give exactly one of "above" or "below"')
     direction, level = ("above", body.above) if body.above is not None else ("below", body.below)

@@ -3,6 +3,21 @@
 Bearer JWT in ``Authorization``: :func:`require_principal` gives 401 without a valid token and
 403 without the needed scope. Every error body is JSON: ``{"error": "<sentence>", "status_code": n}``,
 plus ``"errors": [{"index", "error"}, ...]`` when ticks are refused.
+
+Request bodies of every write route go through :func:`decode_json`, which tells two failures
+apart the same way on every route:
+
+* the body is not JSON the server can read (a syntax error, a number beyond the float range such
+  as ``1e400``, nesting deeper than the decoder's recursion limit): **400**, "The body is not
+  valid JSON: ...";
+* the body is JSON but the wrong shape or values (a missing or unknown field, a wrong type, a
+  string over its cap): **422** naming the field (msgspec's path, e.g. ``$.title``).
+
+A body larger than the route's ``request_max_body_size`` is refused with **413** before it is
+read. Free-form JSON values that are stored and later sent on a socket (notification ``data``,
+bot ``detail``) are capped by :func:`json_value_problem`: at most ``max_bytes`` of compact JSON
+and :data:`MAX_JSON_DEPTH` levels of nesting, so no stored value can outgrow a frame or a
+client's queue, or the encoder's recursion limit.
 """
 
 from __future__ import annotations
@@ -18,7 +33,18 @@ from tickfan.errors import InvalidArgument, TickRejected, UnknownSymbol
 from tickfan.hub import Hub
 from tickfan.metrics import CONTENT_TYPE
 
-__all__ = ["ROUTES", "require_principal", "hub_of", "ApiError", "error_response"]
+__all__ = [
+    "ROUTES",
+    "require_principal",
+    "hub_of",
+    "ApiError",
+    "error_response",
+    "decode_json",
+    "decode_body",
+    "json_value_problem",
+    "MAX_BODY_BYTES",
+    "MAX_JSON_DEPTH",
+]
 
 _TICK_KEYS = ("symbol", "price", "size", "ts")
 _MAX_TS = 2**53 - 1
@@ -51,6 +77,72 @@ def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[
     return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
+MAX_BODY_BYTES = 1024 * 1024
+"""Largest body of a notification, bot-status or alert request (413 beyond); ticks: 10 MB."""
+MAX_JSON_DEPTH = 32
+"""Deepest nesting of a stored free-form JSON value (the value itself is level 1)."""
+
+_encode = msgspec.json.Encoder().encode
+
+
+def decode_json(raw: bytes, kind: Any = Any) -> Any:
+    """``raw`` decoded as ``kind``; :class:`ApiError` 400 (unreadable JSON) or 422 (wrong shape)."""
+    try:
+        return msgspec.json.decode(raw, type=kind)
+    except RecursionError:
+        raise ApiError(400, "The body is not valid JSON: it nests too deeply") from None
+    except msgspec.ValidationError as exc:
+        problem = _unreadable(raw)
+        if problem is not None:
+            raise ApiError(400, f"The body is not valid JSON: {problem}") from None
+        raise ApiError(422, f"Invalid body: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, f"The body is not valid JSON: {exc}") from None
+
+
+def _unreadable(raw: bytes) -> str | None:
+    """Why ``raw`` is not readable JSON at all (slow path, only after a typed decode failed)."""
+    try:
+        msgspec.json.decode(raw)
+    except RecursionError:
+        return "it nests too deeply"
+    except msgspec.DecodeError as exc:  # ValidationError included: "Number out of range"
+        return str(exc)
+    return None
+
+
+async def decode_body(request: Request[Any, Any, Any], kind: Any = Any) -> Any:
+    """The request's body decoded as ``kind`` (see :func:`decode_json`)."""
+    return decode_json(await request.body(), kind)
+
+
+def json_value_problem(field: str, value: Any, max_bytes: int) -> str | None:
+    """Why ``value`` may not be stored as ``field``, or None: over ``max_bytes`` of compact
+    JSON, or nested deeper than :data:`MAX_JSON_DEPTH`."""
+    if _depth_over(value, MAX_JSON_DEPTH):
+        return f"{field} nests deeper than {MAX_JSON_DEPTH} levels"
+    size = len(_encode(value))
+    if size > max_bytes:
+        return f"{field} is {size} bytes of JSON, over its cap of {max_bytes} bytes"
+    return None
+
+
+def _depth_over(value: Any, limit: int) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 def hub_of(request: Request[Any, Any, Any]) -> Hub:
     return request.app.state.hub  # type: ignore[no-any-return]
 
@@ -74,10 +166,7 @@ def require_principal(request: Request[Any, Any, Any], scope: str | None = None)
 async def post_ticks(request: Request[Any, Any, Any]) -> dict[str, int]:
     require_principal(request, PUBLISH_SCOPE)
     hub = hub_of(request)
-    try:
-        body = msgspec.json.decode(await request.body())
-    except msgspec.DecodeError:
-        raise ApiError(400, "The body is not valid JSON") from None
+    body = await decode_body(request)
     if not isinstance(body, list):
         raise ApiError(422, "The body must be a JSON array of ticks {symbol, price, size, ts}")
     ticks: list[Any] = []

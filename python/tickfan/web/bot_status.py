@@ -21,13 +21,15 @@ from tickfan.auth import PUBLISH_SCOPE
 from tickfan.bots import STATUSES, BotRegistry
 from tickfan.protocol import encode
 from tickfan.session import Session, now_ms
-from tickfan.web.api import ApiError, require_principal
+from tickfan.web.api import MAX_BODY_BYTES, ApiError, decode_body, json_value_problem, require_principal
 from tickfan.web.per_user import PerUserChannel
 
 __all__ = ["BotStatusChannel", "ROUTES", "MAX_BOT_ID_CHARS"]
 
 MAX_BOT_ID_CHARS = 128
 _MAX_USER_ID_CHARS = 256
+MAX_DETAIL_BYTES = 4096
+"""Largest ``detail``, in bytes of compact JSON (nested at most ``MAX_JSON_DEPTH`` deep)."""
 
 
 class BotStatusChannel(PerUserChannel):
@@ -58,34 +60,29 @@ class _StatusBody(msgspec.Struct, forbid_unknown_fields=True):
     detail: Any = None
 
 
-_decode_body = msgspec.json.Decoder(_StatusBody).decode
-
-
 def channel_of(request: Request[Any, Any, Any]) -> BotStatusChannel:
     return request.app.state.bot_status  # type: ignore[no-any-return]
 
 
-@post("/api/bots/{bot_id:str}/status", status_code=200)
+@post("/api/bots/{bot_id:str}/status", status_code=200, request_max_body_size=MAX_BODY_BYTES)
 async def post_bot_status(request: Request[Any, Any, Any], bot_id: str) -> dict[str, Any]:
     """Publish a bot's status for the user in the body (publish scope).
 
-    200 ``{"bot_id", "status", "running_count"}``; 422 for an unknown ``status``, a missing or
-    empty ``user_id``, a ``detail`` that is not an object or null, or a ``bot_id`` over 128
-    characters.
+    200 ``{"bot_id", "status", "running_count"}``; 422 for an unknown ``status``, a missing,
+    empty or over 256 characters ``user_id``, a ``detail`` that is not an object or null or is
+    over 4096 bytes of JSON or 32 levels deep, or a ``bot_id`` over 128 characters.
     """
     require_principal(request, PUBLISH_SCOPE)
     if not 1 <= len(bot_id) <= MAX_BOT_ID_CHARS:
         raise ApiError(422, f"bot_id must be 1 to {MAX_BOT_ID_CHARS} characters")
-    try:
-        body = _decode_body(await request.body())
-    except msgspec.ValidationError as exc:
-        raise ApiError(422, f"Invalid body: {exc}") from None
-    except msgspec.DecodeError:
-        raise ApiError(400, "The body is not valid JSON") from None
+    body: _StatusBody = await decode_body(request, _StatusBody)
     if body.status not in STATUSES:
         raise ApiError(422, f"status must be one of {', '.join(STATUSES)}")
     if body.detail is not None and not isinstance(body.detail, dict):
         raise ApiError(422, "detail must be a JSON object or null")
+    problem = None if body.detail is None else json_value_problem("detail", body.detail, MAX_DETAIL_BYTES)
+    if problem is not None:
+        raise ApiError(422, f"Invalid body: {problem} - at `$.detail`")
     running = channel_of(request).update(body.user_id, bot_id, body.status, body.detail)
     return {"bot_id": bot_id, "status": body.status, "running_count": running}
 

@@ -45,7 +45,9 @@ class Services:
         self.hub = hub
         self.store = store if store is not None else SqliteStore(hub.config.data_dir / STORE_FILE)
         self.bot_status = BotStatusChannel()
-        self.notifications = NotificationsChannel(self.store)
+        self.notifications = NotificationsChannel(
+            self.store, notifications.initial_budget(hub.config.max_queue_bytes)
+        )
         self.alerts = AlertBook(self.store, hub.core, self.notifications.deliver, now_ms)
         latency = getattr(hub.metrics, "fanout_ms", None)
         self.perf = PerfMonitor(
