@@ -150,6 +150,7 @@ def summary_markdown(floors: dict, outcomes: list[Outcome], micro: dict | None, 
     l_machine = (load or {}).get("machine", {})
     when = (micro or {}).get("datetime") or (load or {}).get("started") or dt.datetime.now(dt.timezone.utc).isoformat()
     load_avg = l_machine.get("load_avg_at_start")
+    timer = next((b.get("options", {}).get("timer") for b in (micro or {}).get("benchmarks", [])), None) or "?"
     lines = [
         "# Benchmarks in CI (`make bench-ci`)",
         "",
@@ -160,6 +161,7 @@ def summary_markdown(floors: dict, outcomes: list[Outcome], micro: dict | None, 
         f"{l_machine.get('cores', m_info.get('cpu', {}).get('count', '?'))} cores, "
         f"Python {m_info.get('python_version') or l_machine.get('python', '?')}, {m_info.get('node', '')}".rstrip(", "),
         f"- date: {when}" + (f"; load average at the load run's start {', '.join(f'{x:.2f}' for x in load_avg)}" if load_avg else ""),
+        f"- micro-benchmarks timed with `{timer}`",
         "",
         "## Ratios against their floors",
         "",

@@ -60,6 +60,10 @@ def main() -> int:
             f"--benchmark-json={RESULTS / 'micro.json'}"]  # fmt: skip
     if micro.get("select"):
         argv += ["-k", micro["select"]]
+    if micro.get("timer"):
+        argv.append(f"--benchmark-timer={micro['timer']}")
+    if micro.get("max_time_s"):
+        argv.append(f"--benchmark-max-time={micro['max_time_s']}")
     if step("micro-benchmarks", argv):
         failed.append("micro-benchmarks")
     strip_round_data(RESULTS / "micro.json")
