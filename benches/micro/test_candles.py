@@ -14,16 +14,13 @@ SIZES = [(1 + (i * 7919) % 100_000) / 10**8 for i in range(89)]
 @pytest.mark.benchmark(group="candles")
 def test_candles(benchmark, make_core):
     cores = []
+    chunks = [
+        [("BTC/USD", PRICES[i % 97], SIZES[i % 89], i * STEP_MS) for i in range(start, start + CHUNK)]
+        for start in range(0, UPDATES, CHUNK)
+    ]
 
     def setup():  # a fresh core per round: every round ingests the same ticks from ts 0
         cores.append(make_core([("BTC/USD", 2, 8)]))
-        chunks = [
-            [
-                ("BTC/USD", PRICES[i % 97], SIZES[i % 89], i * STEP_MS)
-                for i in range(start, start + CHUNK)
-            ]
-            for start in range(0, UPDATES, CHUNK)
-        ]
         return (cores[-1], chunks), {}
 
     def ingest(core, chunks):
