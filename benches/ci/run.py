@@ -36,14 +36,22 @@ def step(title: str, argv: list[str]) -> int:
     return code
 
 
-def strip_round_data(path: Path) -> None:
+def tidy_micro_json(path: Path) -> None:
     """Drops each benchmark's per-round timings (stats.data): the statistics stay, and the file
-    that is committed after each run shrinks tenfold."""
+    that is committed after each run shrinks tenfold. commit_info.dirty then says whether the
+    code differed from the commit, leaving out benches/results/ci/ itself, which every run
+    rewrites."""
     if not path.exists():
         return
     run = json.loads(path.read_text())
     for bench in run.get("benchmarks", []):
         bench.get("stats", {}).pop("data", None)
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", f":(exclude){RESULTS.relative_to(ROOT)}"],
+        cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    if status.returncode == 0 and "commit_info" in run:
+        run["commit_info"]["dirty"] = bool(status.stdout.strip())
     path.write_text(json.dumps(run, indent=1) + "\n")
 
 
@@ -66,7 +74,7 @@ def main() -> int:
         argv.append(f"--benchmark-max-time={micro['max_time_s']}")
     if step("micro-benchmarks", argv):
         failed.append("micro-benchmarks")
-    strip_round_data(RESULTS / "micro.json")
+    tidy_micro_json(RESULTS / "micro.json")
     load = floors["load"]
     argv = [PY, "benches/load/run.py", "--servers", ",".join(load["servers"].values()),
             "--scenarios", ",".join(load["scenarios"]), *load.get("args", []),
