@@ -57,12 +57,12 @@ def load_floors(path: Path = FLOORS) -> dict:
         return tomllib.load(f)
 
 
-def micro_medians(micro: dict | None) -> dict[tuple[str, str], float]:
-    """{(group, implementation): median seconds} of a pytest-benchmark JSON."""
+def micro_medians(micro: dict | None, stat: str = "median") -> dict[tuple[str, str], float]:
+    """{(group, implementation): seconds} of a pytest-benchmark JSON: one statistic (the median)."""
     out: dict[tuple[str, str], float] = {}
     for bench in (micro or {}).get("benchmarks", []):
         impl = (bench.get("params") or {}).get("make_core") or bench.get("param") or bench["name"]
-        out[(bench.get("group") or bench["name"], str(impl))] = bench["stats"]["median"]
+        out[(bench.get("group") or bench["name"], str(impl))] = bench["stats"][stat]
     return out
 
 
@@ -75,7 +75,7 @@ def measure(ratio: dict, floors: dict, micro: dict | None, load: dict | None) ->
     name, floor = ratio["name"], float(ratio["floor"])
     sides: list[float] = []
     if ratio["source"] == "micro":
-        medians = micro_medians(micro)
+        medians = micro_medians(micro, ratio.get("metric", "median"))
         if micro is None:
             return Outcome(name, floor, missing="no micro-benchmark results")
         for side in (ratio["slow"], ratio["fast"]):
