@@ -44,8 +44,11 @@ class ServerSpec:
             core = self.name.removeprefix("tickfan-")
             exe = os.path.join(os.path.dirname(PY), "tickfan")
             head = [exe] if os.path.exists(exe) else [PY, "-c", "import sys; from tickfan.cli import main; sys.exit(main())"]
+            # Every load client connects from 127.0.0.1, thousands of handshakes in flight: lift
+            # the per-address limit on unauthenticated sockets (meant for one real peer each).
             return head + ["serve", "--host", "127.0.0.1", "--port", str(port), "--feed", "none",
-                           "--core", core, "--data-dir", data_dir]  # fmt: skip
+                           "--core", core, "--data-dir", data_dir,
+                           "--max-unauthenticated-per-peer", "1000000"]  # fmt: skip
         if self.name == "naive":
             return [PY, os.path.join(HERE, "peers", "naive_litestar.py"), "--port", str(port)]
         if self.name == "picows":

@@ -134,8 +134,12 @@ class Core:
         max_queue_frames: int = 10_000,
         max_queue_bytes: int = 8 * 1024 * 1024,
         max_symbols_per_connection: int = 100,
+        max_ts_skew_ms: int | None = None,
     ) -> None:
         """``symbols``: ``(name, price_decimals, size_decimals)`` in universe order.
+
+        ``max_ts_skew_ms``: ``ingest`` refuses a tick whose ts is later than its ``now_ms`` plus
+        this (None: no bound but 2**63 - 1).
 
         ``candle_capacity`` overrides per interval name the defaults of
         ``DEFAULT_CANDLE_CAPACITY`` (each >= 1). Raises ``InvalidArgument`` for an empty or
@@ -145,10 +149,12 @@ class Core:
         ``"symbol universe is empty"``, ``"duplicate symbol 'X'"``, ``"invalid symbol name 'X'"``,
         ``"decimals of 'X' must be between 0 and 12"``, ``"unknown candle interval 'X'"``,
         ``"candle capacity must be >= 1"``, ``"high_freq_per_s must be a finite number > 0"``,
-        ``"queue limits must be >= 1"``, ``"max_symbols_per_connection must be >= 1"``.
+        ``"queue limits must be >= 1"``, ``"max_symbols_per_connection must be >= 1"``,
+        ``"max_ts_skew_ms must be >= 0"``.
         Checked in this order: each symbol in turn (name, duplicate, decimals; the empty check
         when there are none), ``candle_capacity`` in its iteration order (each name, then its
-        capacity), ``high_freq_per_s``, the two queue limits, ``max_symbols_per_connection``.
+        capacity), ``high_freq_per_s``, the two queue limits, ``max_symbols_per_connection``,
+        ``max_ts_skew_ms``.
         """
 
     def symbols(self) -> list[tuple[str, int, int]]:
@@ -171,6 +177,8 @@ class Core:
           ``"price must be a finite number > 0"``
         * size likewise but < 0: ``"size must be a finite number >= 0"``
         * ts not an int (bool excluded), < 0 or > 2**63 - 1: ``"ts must be an integer >= 0"``
+        * with ``max_ts_skew_ms``, ts > ``now_ms + max_ts_skew_ms``:
+          ``"ts {ts} is more than {max_ts_skew_ms} ms ahead of the server clock ({now_ms})"``
         * ``"price has more than {d} decimals"``, ``"size has more than {d} decimals"``
         * units > MAX_UNITS: ``"price out of range"``, ``"size out of range"``
         * ``"ts {ts} is earlier than the previous tick's ts {prev}"``

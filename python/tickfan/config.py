@@ -119,21 +119,24 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("jwt_issuer", str, "required 'iss' claim (unchecked when empty)"),
     Setting("jwt_max_lifetime_s", int, "tokens whose exp is further than this ahead of now (or of iat) are refused"),
     Setting("auth_timeout_ms", int, "time a socket has to send its auth message"),
+    Setting("max_unauthenticated_per_peer", int, "sockets one remote address may hold open before they authenticate; more are closed 1013"),
     Setting("allowed_origins", _parse_list, "comma-separated Origin allow-list for WebSockets; empty: any", metavar="LIST"),
     Setting("max_message_bytes", int, "largest inbound WebSocket message"),
     Setting("max_symbols_per_connection", int, "subscriptions one socket may hold"),
     Setting("rate_limit_per_s", float, "inbound messages per second per socket (token bucket rate)"),
     Setting("rate_limit_burst", int, "token bucket size (inbound burst)"),
+    Setting("rate_limit_close_s", float, "a socket still over the rate limit this long after its flood began is closed (rate_limited, 1008)"),
     Setting("max_queue_frames", int, "outbound queue limit per socket, frames"),
     Setting("max_queue_bytes", int, "outbound queue limit per socket, bytes"),
     Setting("max_ts_skew_ms", int, "ticks whose ts is further ahead of the server clock than this are refused (ms)"),
+    Setting("send_timeout_s", float, "a socket that completes no frame for this long while it has frames to send is a slow consumer (slow_consumer, 1013)"),
     Setting("high_freq_per_s", float, "auto mode: ticks/s above which a symbol is batched"),
     Setting("candle_retention", _parse_retention, "candles kept per interval, e.g. 1s=3600,1m=1440", metavar="LIST"),
     Setting("sim_speed", float, "multiplier on every simulated symbol's tick rate"),
     Setting("sim_seed", int, "random seed of the simulator (0: random)"),
     Setting("max_connections", int, "concurrent connections per worker (Granian backpressure)"),
     Setting("backlog", int, "listen backlog of the server socket"),
-    Setting("shutdown_timeout_s", float, "grace period for closing sockets at shutdown"),
+    Setting("shutdown_timeout_s", float, "grace period for closing sockets at shutdown, and for any one socket's close (then the connection is dropped)"),
     Setting("loop", str, "event loop of the workers (auto: Granian's pick, rloop > uvloop > asyncio)", choices=LOOPS),
     Setting("task_impl", str, "Granian's task implementation for the app's coroutines (rust: experimental)", choices=TASK_IMPLS),
     Setting("runtime_mode", str, "Granian's Rust I/O runtime: st (single-threaded) or mt (auto: mt for ASGI)", choices=RUNTIME_MODES),
@@ -163,14 +166,17 @@ class Config:
     jwt_issuer: str | None = None
     jwt_max_lifetime_s: int = 86_400
     auth_timeout_ms: int = 5000
+    max_unauthenticated_per_peer: int = 64
     allowed_origins: tuple[str, ...] = ()
     max_message_bytes: int = 64 * 1024
     max_symbols_per_connection: int = 100
     rate_limit_per_s: float = 20.0
     rate_limit_burst: int = 40
+    rate_limit_close_s: float = 5.0
     max_queue_frames: int = 10_000
     max_queue_bytes: int = 8 * 1024 * 1024
     max_ts_skew_ms: int = 60_000
+    send_timeout_s: float = 10.0
     high_freq_per_s: float = 20.0
     candle_retention: tuple[tuple[str, int], ...] = ()
     sim_speed: float = 1.0
@@ -279,12 +285,15 @@ class Config:
             need(len(self.jwt_secret) >= 32, "the JWT secret must be at least 32 characters (HS256 needs 256 bits)")
         need(self.jwt_max_lifetime_s >= 1, "--jwt-max-lifetime-s must be >= 1")
         need(self.auth_timeout_ms >= 1, "--auth-timeout-ms must be >= 1")
+        need(self.max_unauthenticated_per_peer >= 1, "--max-unauthenticated-per-peer must be >= 1")
         need(self.max_message_bytes >= 256, "--max-message-bytes must be >= 256")
         need(self.max_symbols_per_connection >= 1, "--max-symbols-per-connection must be >= 1")
         need(self.rate_limit_per_s > 0, "--rate-limit-per-s must be > 0")
         need(self.rate_limit_burst >= 1, "--rate-limit-burst must be >= 1")
+        need(self.rate_limit_close_s > 0, "--rate-limit-close-s must be > 0")
         need(self.max_queue_frames >= 1 and self.max_queue_bytes >= 1, "queue limits must be >= 1")
         need(self.max_ts_skew_ms >= 0, "--max-ts-skew-ms must be >= 0")
+        need(self.send_timeout_s > 0, "--send-timeout-s must be > 0")
         need(self.high_freq_per_s > 0, "--high-freq-per-s must be > 0")
         for name, count in self.candle_retention:
             need(name in INTERVAL_NAMES, f"--candle-retention: unknown interval {name!r} (one of {', '.join(INTERVAL_NAMES)})")

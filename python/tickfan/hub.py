@@ -3,14 +3,17 @@
 The :class:`Hub` owns the sans-I/O ``Core`` and everything that makes it run in an event loop:
 
 * the registry of sessions by ``conn_id`` (every socket of every channel has one);
-* :meth:`ingest`, the single entry point for ticks (``POST /api/ticks`` and the simulator),
-  which also refuses ticks stamped too far ahead of the server clock (``--max-ts-skew-ms``);
+* :meth:`ingest`, the single entry point for ticks (``POST /api/ticks`` and the simulator);
+  the core it builds refuses ticks stamped too far ahead of the server clock
+  (``--max-ts-skew-ms``);
 * :meth:`dispatch`, called after every core call that can queue frames: it wakes the writers of
   connections whose queue went non-empty (``core.take_ready()``) and closes the ones that
   overflowed (``core.take_overflowed()`` -> ``slow_consumer``, 1013). It never awaits a socket,
   so a slow or dead socket cannot stall the fan-out;
 * one flush timer task, sleeping until ``core.next_deadline_ms()`` and woken early when an
   ingest opens an earlier window;
+* one send watchdog task: a socket whose writer has completed no frame for ``send_timeout_s``
+  while holding frames (a peer that stopped reading) is closed as a slow consumer too;
 * the ``epoch``: a fresh random string per hub, since ``seq`` numbering restarts with the
   in-memory state.
 """
@@ -59,15 +62,18 @@ class Hub:
             max_queue_frames=config.max_queue_frames,
             max_queue_bytes=config.max_queue_bytes,
             max_symbols_per_connection=config.max_symbols_per_connection,
+            max_ts_skew_ms=config.max_ts_skew_ms,
         )
         self.metrics.core_stats = self.core.stats
         self.epoch = secrets.token_hex(8)
         self.started_at = time.time()
         self.sessions: dict[int, Session] = {}
+        self._unauthenticated: dict[str, int] = {}  # remote address -> open unauthenticated sockets
         self.ready = False
         self._rearm = asyncio.Event()
         self._armed_deadline: int | None = None
         self._timer: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
         self.after_ingest: list[Callable[[], None]] = []
         """Called after every applied ingest, fan-out done (price alerts: ``take_fired``)."""
 
@@ -80,6 +86,7 @@ class Hub:
     async def start(self) -> None:
         self._rearm = asyncio.Event()
         self._timer = asyncio.create_task(self._flush_loop(), name="tickfan-flush")
+        self._watchdog = asyncio.create_task(self._watch_loop(), name="tickfan-send-watchdog")
         self.ready = True
 
     async def stop(self) -> None:
@@ -91,12 +98,13 @@ class Hub:
         deadline = time.monotonic() + self.config.shutdown_timeout_s
         while self.sessions and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
-        if self._timer is not None:
-            self._timer.cancel()
-            try:
-                await self._timer
-            except asyncio.CancelledError:
-                pass
+        for task in (self._timer, self._watchdog):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
 
     # --- sessions -------------------------------------------------------------------------------
 
@@ -107,6 +115,25 @@ class Hub:
 
     def unregister(self, conn_id: int) -> None:
         self.sessions.pop(conn_id, None)
+
+    def admit(self, peer: str) -> bool:
+        """Take one of ``peer``'s unauthenticated slots; False (counted) if it holds them all."""
+        held = self._unauthenticated.get(peer, 0)
+        if held >= self.config.max_unauthenticated_per_peer:
+            self.metrics.unauthenticated_refused += 1
+            return False
+        self._unauthenticated[peer] = held + 1
+        self.metrics.unauthenticated += 1
+        return True
+
+    def release(self, peer: str) -> None:
+        """Give back a slot taken by :meth:`admit` (the socket authenticated or ended)."""
+        held = self._unauthenticated.get(peer, 0) - 1
+        if held > 0:
+            self._unauthenticated[peer] = held
+        else:
+            self._unauthenticated.pop(peer, None)
+        self.metrics.unauthenticated -= 1
 
     def dispatch(self, ingest_t: float | None = None) -> None:
         """Wake writers with new frames; close overflowed connections. Never awaits."""
@@ -120,26 +147,39 @@ class Hub:
             for conn_id in overflowed:
                 session = sessions.get(conn_id)
                 if session is not None and not session.closing:
-                    self.metrics.slow_consumers_disconnected += 1
-                    _log.info("closing slow consumer: connection %d (%s)", conn_id, session.channel.name)
-                    session.fail(ErrorCode.SLOW_CONSUMER)
+                    self._slow_consumer(session, "its queue overflowed")
+
+    def _slow_consumer(self, session: Session, why: str) -> None:
+        self.metrics.slow_consumers_disconnected += 1
+        _log.info("closing slow consumer: connection %d (%s): %s", session.conn_id, session.channel.name, why)
+        session.fail(ErrorCode.SLOW_CONSUMER)
+
+    async def _watch_loop(self) -> None:
+        """The send deadline: a socket whose writer completed no frame for ``send_timeout_s``
+        while it had frames to send is a slow consumer, however short its queue."""
+        timeout = self.config.send_timeout_s
+        period = min(1.0, timeout / 4)
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(period)
+            now = loop.time()
+            for session in list(self.sessions.values()):
+                if session.check_stall(now, timeout):
+                    self.metrics.send_timeouts += 1
+                    self._slow_consumer(session, f"no frame sent for {timeout:g} s")
 
     # --- ticks ----------------------------------------------------------------------------------
 
     def ingest(self, ticks: Sequence[tuple[str, Any, Any, Any]]) -> int:
         """Apply ticks (all or nothing; raises ``TickRejected``) and fan them out.
 
-        Before the core's rules, a tick whose ``ts`` is more than ``max_ts_skew_ms`` ahead of the
-        server clock is refused here (the core bounds ``ts`` only by 2**63 - 1, and one accepted
-        far-future tick would make every later tick of its symbol "earlier than the previous").
+        The core refuses, among its rules, a tick whose ``ts`` is more than ``max_ts_skew_ms``
+        ahead of the server clock (one accepted far-future tick would make every later tick of
+        its symbol "earlier than the previous").
         """
         ingest_t = time.perf_counter()
-        now = now_ms()
-        ahead = self._ahead_of_clock(ticks, now)
         try:
-            if ahead:
-                self._refuse(ticks, ahead, now)
-            applied = int(self.core.ingest(ticks, now))
+            applied = int(self.core.ingest(ticks, now_ms()))
         except TickRejected as exc:
             self.metrics.ticks_refused += len(exc.errors)
             raise
@@ -150,32 +190,6 @@ class Hub:
         if deadline is not None and (self._armed_deadline is None or deadline < self._armed_deadline):
             self._rearm.set()
         return applied
-
-    def _ahead_of_clock(self, ticks: Sequence[Any], now: int) -> dict[int, str]:
-        """``{index: message}`` of the ticks whose int ``ts`` is past ``now + max_ts_skew_ms``."""
-        skew = self.config.max_ts_skew_ms
-        limit = now + skew
-        ahead: dict[int, str] = {}
-        for index, tick in enumerate(ticks):
-            if (type(tick) is tuple or type(tick) is list) and len(tick) == 4:
-                ts = tick[3]
-                if type(ts) is int and ts > limit:
-                    ahead[index] = f"ts {ts} is more than {skew} ms ahead of the server clock ({now})"
-        return ahead
-
-    def _refuse(self, ticks: Sequence[Any], ahead: dict[int, str], now: int) -> None:
-        """Raise ``TickRejected`` for the whole call: ``ahead``'s messages merged with the core's
-        for the other items (each item checked against the state after the earlier valid ones,
-        as the core does; the masked items are invalid, so the core applies nothing)."""
-        masked = [None if index in ahead else tick for index, tick in enumerate(ticks)]
-        try:
-            self.core.ingest(masked, now)
-        except TickRejected as exc:
-            errors = dict(exc.errors)
-        else:  # pragma: no cover - a None item is always refused by the core
-            raise AssertionError("the core accepted a masked tick")
-        errors.update(ahead)
-        raise TickRejected(f"{len(errors)} of {len(ticks)} ticks rejected", sorted(errors.items()))
 
     async def _flush_loop(self) -> None:
         core = self.core

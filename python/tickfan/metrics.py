@@ -37,9 +37,13 @@ class Metrics:
         self.frames_out = 0
         self.bytes_out = 0
         self.slow_consumers_disconnected = 0
+        self.send_timeouts = 0
         self.send_failures = 0
         self.messages_in = 0
         self.ticks_refused = 0
+        self.rate_limit_closes = 0
+        self.unauthenticated = 0  # open sockets not (yet) authenticated
+        self.unauthenticated_refused = 0
         self.core_stats: Callable[[], dict[str, int]] = dict
         self.registry = CollectorRegistry(auto_describe=True)
         self.fanout_counts = [0] * (len(_LATENCY_BUCKETS) + 1)  # per bucket, the last is +Inf
@@ -91,9 +95,21 @@ class _Collector(Collector):
         yield CounterMetricFamily(
             "tickfan_slow_consumers_disconnected", "Sockets closed with slow_consumer (1013)", value=m.slow_consumers_disconnected
         )
+        yield CounterMetricFamily(
+            "tickfan_send_timeouts", "Slow consumers found by the send deadline (no frame sent for send_timeout_s)", value=m.send_timeouts
+        )
         yield CounterMetricFamily("tickfan_send_failures", "Socket sends that failed (peer gone mid-send)", value=m.send_failures)
         yield CounterMetricFamily("tickfan_ticks_refused", "Ticks refused at ingest (any source)", value=m.ticks_refused)
         yield CounterMetricFamily("tickfan_messages_in", "Inbound WebSocket messages", value=m.messages_in)
+        yield GaugeMetricFamily("tickfan_unauthenticated_connections", "Open WebSocket connections not yet authenticated", value=m.unauthenticated)
+        yield CounterMetricFamily(
+            "tickfan_unauthenticated_refused",
+            "WebSockets refused (1013) because their address already held max_unauthenticated_per_peer",
+            value=m.unauthenticated_refused,
+        )
+        yield CounterMetricFamily(
+            "tickfan_rate_limit_closes", "Sockets closed for flooding past the rate limit (rate_limited, 1008)", value=m.rate_limit_closes
+        )
         cumulative, buckets = 0, []
         for bound, count in zip((*_LATENCY_BUCKETS, float("inf")), m.fanout_counts, strict=True):
             cumulative += count

@@ -21,6 +21,8 @@ __all__ = [
     "ErrorCode",
     "CloseCode",
     "ERROR_CLOSE",
+    "FLOOD_CLOSE",
+    "PEER_LIMIT_REASON",
     "ERROR_TEXT",
     "Auth",
     "Ping",
@@ -59,10 +61,10 @@ class CloseCode(enum.IntEnum):
 
     NORMAL = 1000
     GOING_AWAY = 1001  # server shutdown
-    POLICY_VIOLATION = 1008  # auth_required, token_expired
+    POLICY_VIOLATION = 1008  # auth_required, token_expired, rate_limited after a sustained flood
     MESSAGE_TOO_BIG = 1009  # message_too_large
     INTERNAL_ERROR = 1011
-    TRY_AGAIN_LATER = 1013  # slow_consumer
+    TRY_AGAIN_LATER = 1013  # slow_consumer; a new socket over the per-address unauthenticated limit
 
 
 ERROR_CLOSE: dict[ErrorCode, CloseCode] = {
@@ -72,6 +74,14 @@ ERROR_CLOSE: dict[ErrorCode, CloseCode] = {
     ErrorCode.SLOW_CONSUMER: CloseCode.TRY_AGAIN_LATER,
 }
 """The fatal codes and the close code that follows each."""
+
+PEER_LIMIT_REASON = "too many unauthenticated connections from this address"
+"""Close reason (with 1013, right after the accept) for a socket over ``max_unauthenticated_per_peer``."""
+
+FLOOD_CLOSE = CloseCode.POLICY_VIOLATION
+"""The close after ``rate_limited`` when a flood outlasts ``rate_limit_close_s``: the client broke
+the documented rate for that long (1008, as for other policy breaches; not 1013, which invites an
+immediate reconnect)."""
 
 ERROR_TEXT: dict[ErrorCode, str] = {
     ErrorCode.AUTH_REQUIRED: "Authentication required",
@@ -133,17 +143,35 @@ class MessageDecoder:
         self._decoder = msgspec.json.Decoder(Union[types])  # type: ignore[valid-type]
 
     def decode(self, frame: str | bytes) -> Struct:
-        """Return the message, or raise :class:`DecodeFailure` saying what is wrong."""
+        """Return the message, or raise :class:`DecodeFailure` saying what is wrong; nothing else.
+
+        This is the one seam between untrusted bytes and the server: whatever either decoding
+        pass raises (a number out of range, nesting deeper than the decoder's recursion limit,
+        anything else) becomes a :class:`DecodeFailure`, so no frame can end a socket silently.
+        """
         try:
             return self._decoder.decode(frame)
         except msgspec.ValidationError as exc:
             raise self._classify(frame, exc) from None
         except msgspec.DecodeError:
             raise DecodeFailure(ErrorCode.INVALID_JSON, "The message is not valid JSON") from None
+        except RecursionError:
+            raise DecodeFailure(ErrorCode.INVALID_MESSAGE, _TOO_DEEP) from None
+        except Exception:  # noqa: BLE001 - see the docstring: a frame never escapes as an exception
+            raise DecodeFailure(ErrorCode.INVALID_MESSAGE, _UNDECODABLE) from None
 
     def _classify(self, frame: str | bytes, exc: msgspec.ValidationError) -> DecodeFailure:
         # Slow path, only for bad messages: decode untyped to tell the cases apart.
-        value: Any = msgspec.json.decode(frame)
+        try:
+            value: Any = msgspec.json.decode(frame)
+        except msgspec.ValidationError as untyped:  # e.g. a number out of range anywhere
+            return DecodeFailure(ErrorCode.INVALID_MESSAGE, _reason("Invalid message", untyped))
+        except msgspec.DecodeError:  # the typed pass stopped early; e.g. a lone surrogate escape
+            return DecodeFailure(ErrorCode.INVALID_JSON, "The message is not valid JSON")
+        except RecursionError:
+            return DecodeFailure(ErrorCode.INVALID_MESSAGE, _TOO_DEEP)
+        except Exception:  # noqa: BLE001 - as in decode
+            return DecodeFailure(ErrorCode.INVALID_MESSAGE, _UNDECODABLE)
         if not isinstance(value, dict):
             return DecodeFailure(ErrorCode.INVALID_MESSAGE, "A message must be a JSON object")
         kind = value.get("type")
@@ -151,7 +179,20 @@ class MessageDecoder:
             return DecodeFailure(ErrorCode.INVALID_MESSAGE, "A message needs a string field 'type'")
         if kind not in self.tags:
             return DecodeFailure(ErrorCode.UNKNOWN_TYPE, f"Unknown message type {kind[:64]!r}")
-        return DecodeFailure(ErrorCode.INVALID_MESSAGE, f"Invalid {kind!r} message: {exc}")
+        return DecodeFailure(ErrorCode.INVALID_MESSAGE, _reason(f"Invalid {kind!r} message", exc))
+
+
+_TOO_DEEP = "The message is nested too deeply"
+_UNDECODABLE = "The message cannot be decoded"
+_MAX_REASON_CHARS = 200
+
+
+def _reason(prefix: str, exc: Exception) -> str:
+    """``prefix: <the decoder's reason>``, cut short: a reason can quote the client's input."""
+    text = str(exc)
+    if len(text) > _MAX_REASON_CHARS:
+        text = text[:_MAX_REASON_CHARS] + "..."
+    return f"{prefix}: {text}"
 
 
 # --- outbound --------------------------------------------------------------------------------

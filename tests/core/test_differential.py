@@ -43,6 +43,8 @@ configs = st.fixed_dictionaries(
         "max_queue_bytes": st.sampled_from([150, 1000, 8 * 1024 * 1024]),
         "max_symbols_per_connection": st.sampled_from([1, 2, 100]),
         "candle_capacity": st.sampled_from([{"1s": 2, "1m": 3}, {"5m": 1}, {"1h": 4, "1s": 1}]),
+        # the Driver's ticks start at ts 10**12 and its clock at 1000: these bounds are crossed
+        "max_ts_skew_ms": st.sampled_from([None, 0, 10**12, 10**12 + 50_000, 10**12 + 1_000_000]),
     },
 )
 
@@ -261,6 +263,7 @@ def test_rust_and_python_agree(cores, universe, config, prologue, operations):
             "max_queue_frames": st.integers(-1, 2),
             "max_queue_bytes": st.integers(-1, 2),
             "max_symbols_per_connection": st.integers(-1, 2),
+            "max_ts_skew_ms": st.sampled_from([None, -1, 0, 1, 2**62]),
             "candle_capacity": st.dictionaries(
                 st.sampled_from(["1s", "1m", "2m"]), st.integers(-1, 2), max_size=1
             ),

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from tickfan.errors import TickRejected, UnknownSymbol
+from tickfan.errors import InvalidArgument, TickRejected, UnknownSymbol
 
 from .helpers import drain_all, make, md
 
@@ -226,3 +226,39 @@ def test_ingest_many_symbols_in_input_order(impl):
         md("BTC/USD", 1, 1, "1.5", "1.0"),
         md("DOGE", 2, 2, "8.0", "12.0"),
     ]
+
+
+def test_far_future_ts_is_refused_when_bounded(impl):
+    core = make(impl, max_ts_skew_ms=1000)
+    with pytest.raises(TickRejected) as caught:
+        core.ingest(
+            [
+                ("BTC/USD", 1.0, 1.0, 6000),  # exactly now + skew: accepted
+                ("BTC/USD", 1.0, 1.0, 6001),  # one ms more: refused
+                ("NOPE", 1.0, 1.0, 10**15),  # the earlier rule wins
+                ("ETH/USD", 1.0, 1.0, 2**63 - 1),
+                ("ETH/USD", 1.001, 1.0, 10**15),  # ts is checked before the decimals
+            ],
+            5000,
+        )
+    assert caught.value.errors == [
+        (1, "ts 6001 is more than 1000 ms ahead of the server clock (5000)"),
+        (2, "unknown symbol 'NOPE'"),
+        (3, f"ts {2**63 - 1} is more than 1000 ms ahead of the server clock (5000)"),
+        (4, f"ts {10**15} is more than 1000 ms ahead of the server clock (5000)"),
+    ]
+    assert core.latest("BTC/USD") is None
+    assert core.ingest([("BTC/USD", 1.0, 1.0, 6000)], 5000) == 1
+    # the refused tick froze nothing: the clock moves on and so do the ticks
+    assert core.ingest([("BTC/USD", 1.0, 1.0, 7000)], 6000) == 1
+
+
+def test_ts_is_unbounded_without_a_skew(impl):
+    core = make(impl)
+    assert core.ingest([("BTC/USD", 1.0, 1.0, 2**63 - 1)], 0) == 1
+
+
+@pytest.mark.parametrize("skew", [-1, -(2**40)])
+def test_negative_skew_is_refused(impl, skew):
+    with pytest.raises(InvalidArgument, match="max_ts_skew_ms must be >= 0"):
+        make(impl, max_ts_skew_ms=skew)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 
+import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tickfan_e2e import SECRET, Server, expect_close, recv_json, run
+from tickfan_e2e import SECRET, Server, expect_close, recv_json, recv_until, run
 
 pytestmark = pytest.mark.e2e
 
@@ -72,8 +74,13 @@ def test_bad_tokens_are_refused_with_1008(server: Server, kind: str) -> None:
         '{"type": "auth", "token": 42}',
         '{"type": "auth"}',
         '{"type": "subscribe", "symbols": ["BTC/USD"]}',
+        '{"type": "auth", "token": 1e400}',
+        '{"type": "ping", "ts": 1e400}',
+        '{"type": "auth", "token": ' + "[" * 3000 + "]" * 3000 + "}",
+        "[" * 3000 + "]" * 3000,
     ],
-    ids=["ping_first", "garbage", "array", "token_not_string", "token_missing", "subscribe_first"],
+    ids=["ping_first", "garbage", "array", "token_not_string", "token_missing", "subscribe_first",
+         "token_1e400", "ping_1e400", "token_deep", "deep_array"],
 )
 def test_first_message_must_be_a_valid_auth(server: Server, first: str) -> None:
     async def scenario() -> tuple[int | None, list[dict[str, object]]]:
@@ -160,14 +167,31 @@ def test_refresh_postpones_expiry(server: Server) -> None:
     assert run(scenario())["type"] == "pong"
 
 
-def test_tokens_never_reach_the_log(server: Server) -> None:
-    token = BAD_TOKENS["other_secret"]
+def test_tokens_never_reach_the_log(fresh_server: Callable[..., Server]) -> None:
+    # at debug, the most verbose level: a token logged at any level would show
+    srv = fresh_server("--log-level", "debug")
+    bad = BAD_TOKENS["other_secret"]
+    good = srv.token("alice")
+    refresh = srv.token("alice", ttl_s=7200)
+    publisher = srv.publisher_headers()["Authorization"].split(" ", 1)[1]
 
     async def scenario() -> None:
-        async with await server.connect() as ws:
-            await ws.send(json.dumps({"type": "auth", "token": token}))
+        async with await srv.connect() as ws:
+            await ws.send(json.dumps({"type": "auth", "token": bad}))
             await expect_close(ws)
+        async with await srv.connect("/ws/notifications") as ws:
+            await ws.send(json.dumps({"type": "auth", "token": good}))
+            assert (await recv_json(ws))["type"] == "auth_success"
+            await ws.send(json.dumps({"type": "auth", "token": refresh}))
+            await recv_until(ws, lambda m: m["type"] == "auth_success")
 
     run(scenario())
-    log = server.log()
-    assert token not in log and SECRET not in log
+    for token in (bad, good, publisher):
+        httpx.get(srv.http + "/api/symbols", headers={"Authorization": "Bearer " + token})
+    httpx.post(srv.http + "/api/ticks", json=[], headers={"Authorization": "Bearer " + publisher})
+    srv.stop()
+    log = srv.log_path.read_text(errors="replace")
+    assert " DEBUG " in log  # the server did log at debug
+    for token in (bad, good, refresh, publisher):
+        assert token not in log and token.rsplit(".", 1)[1] not in log
+    assert SECRET not in log

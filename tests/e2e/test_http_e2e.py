@@ -44,6 +44,7 @@ def test_401_without_a_valid_token(server: Server, headers: dict[str, str], rout
     method, path = route.split(" ")
     response = httpx.request(method, server.http + path, headers=headers, json=[])
     assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
     assert response.headers["content-type"].startswith("application/json")
     assert response.json()["error"]
 
@@ -112,12 +113,16 @@ def test_ts_regression_is_refused(server: Server) -> None:
     assert candles[-1][4] == 14.0
 
 
-@pytest.mark.parametrize("body", [b"{not json", b'{"symbol": "BTC/USD"}'], ids=["invalid_json", "not_array"])
-def test_malformed_bodies(server: Server, body: bytes) -> None:
+@pytest.mark.parametrize(
+    "body,status",
+    [(b"{not json", 400), (b"", 400), (b'{"symbol": "BTC/USD"}', 422), (b'"ticks"', 422)],
+    ids=["invalid_json", "empty", "not_array", "string"],
+)
+def test_malformed_bodies(server: Server, body: bytes, status: int) -> None:
     headers = {**server.publisher_headers(), "Content-Type": "application/json"}
     response = httpx.post(server.http + "/api/ticks", content=body, headers=headers)
-    assert response.status_code in (400, 422)
-    assert response.json()["error"]
+    assert response.status_code == status
+    assert response.json()["error"] and response.json()["status_code"] == status
 
 
 def test_candles_validation(server: Server) -> None:
@@ -126,6 +131,42 @@ def test_candles_validation(server: Server) -> None:
     assert httpx.get(server.http + "/api/candles", params={"symbol": "BTC/USD", "interval": "9m"}, headers=h).status_code == 422
     missing = httpx.get(server.http + "/api/candles", headers=h)
     assert missing.status_code == 400 and missing.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "params,status",
+    [
+        ({"limit": 0}, 422),
+        ({"limit": -1}, 422),
+        ({"limit": 100_001}, 422),
+        ({"limit": "abc"}, 400),
+        ({"limit": "1.5"}, 400),
+        ({"since": "abc"}, 400),
+        ({"since": -1}, 422),
+        ({"since": 2**53}, 422),
+        ({"limit": 1}, 200),
+        ({"limit": 100_000}, 200),
+        ({"since": 0, "limit": 1}, 200),
+    ],
+    ids=["limit_0", "limit_negative", "limit_over", "limit_text", "limit_float", "since_text",
+         "since_negative", "since_over", "limit_min", "limit_max", "since_min"],
+)
+def test_candles_query_parameters_in_and_out_of_range(server: Server, params: dict[str, object], status: int) -> None:
+    response = httpx.get(server.http + "/api/candles", params={"symbol": "BTC/USD", **params}, headers=server.user_headers())
+    assert response.status_code == status, response.text
+    if status != 200:
+        assert response.json()["status_code"] == status and response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "params,status",
+    [({"limit": 0}, 422), ({"limit": 1001}, 422), ({"after": -1}, 422), ({"after": 2**53}, 422),
+     ({"after": "x"}, 400), ({"limit": 1000}, 200), ({"limit": 1}, 200)],
+    ids=["limit_0", "limit_over", "after_negative", "after_over", "after_text", "limit_max", "limit_min"],
+)
+def test_notifications_query_parameters_in_and_out_of_range(server: Server, params: dict[str, object], status: int) -> None:
+    response = httpx.get(server.http + "/api/notifications", params=params, headers=server.user_headers())
+    assert response.status_code == status, response.text
 
 
 def test_metrics_exposition(server: Server) -> None:

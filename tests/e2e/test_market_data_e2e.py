@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tickfan.batch_codec import decode_batch
-from tickfan_e2e import TEST_SYMBOLS, Server, expect_close, now_ms, recv_json, recv_until, run
+from tickfan_e2e import TEST_SYMBOLS, Server, barrier, expect_close, now_ms, recv_json, recv_until, run
 
 pytestmark = pytest.mark.e2e
 
@@ -88,31 +88,36 @@ def test_batch_mode_decodes_to_the_tick_stream(server: Server) -> None:
     assert len(batches) < 40  # gathered, not one per tick
 
 
-def test_conflate_sends_latest_at_most_once_per_interval(server: Server) -> None:
-    async def scenario() -> tuple[list[dict[str, Any]], int]:
-        async with await server.authed() as ws:
-            await subscribe(ws, ["DOT/USD"], mode="conflate", interval_ms=200)
-            ts = now_ms()
-            last_seq = 0
-            for burst in range(3):
-                ticks = [{"symbol": "DOT/USD", "price": round(6.0 + i / 1000, 3), "size": 1.0, "ts": ts} for i in range(20)]
-                assert (await server.apublish(ticks)).status_code == 202
-            got = []
-            deadline = time.monotonic() + 3
-            while time.monotonic() < deadline:
-                try:
-                    m = await recv_json(ws, timeout=0.5)
-                except TimeoutError:
-                    break
-                if m["type"] == "market_data" and m["ts"] >= ts:
-                    got.append(m)
-            return got, last_seq
+def test_conflate_sends_leading_tick_then_at_most_one_per_interval_and_the_latest_last(server: Server) -> None:
+    interval_ms = 200
+    bursts, per_burst = 10, 20
+    prices = [round(6.0 + i / 1000, 3) for i in range(bursts * per_burst)]
 
-    got, _ = run(scenario())
-    assert 1 <= len(got) < 60
-    assert got[-1]["price"] == 6.019  # the latest tick always arrives (trailing edge)
+    async def scenario() -> tuple[dict[str, Any], list[dict[str, Any]], float]:
+        async with await server.authed() as ws:
+            ack = await subscribe(ws, ["DOT/USD"], mode="conflate", interval_ms=interval_ms)
+            await barrier(ws)  # the snapshot of an earlier DOT/USD tick, if any
+            ts = now_ms()
+            started = time.monotonic()
+            for burst in range(bursts):
+                chunk = prices[burst * per_burst : (burst + 1) * per_burst]
+                ticks = [{"symbol": "DOT/USD", "price": p, "size": 1.0, "ts": ts} for p in chunk]
+                assert (await server.apublish(ticks)).status_code == 202
+            last, before = await recv_until(ws, lambda m: m["type"] == "market_data" and m["price"] == prices[-1])
+            elapsed_ms = (time.monotonic() - started) * 1000
+            return ack, [m for m in before if m["type"] == "market_data"] + [last], elapsed_ms
+
+    ack, got, elapsed_ms = run(scenario())
+    assert ack["mode"] == "conflate" and ack["interval_ms"] == interval_ms
+    # leading edge: the first tick goes out at once; trailing edge: the latest tick comes last
+    assert got[0]["price"] == prices[0]
+    assert got[-1]["price"] == prices[-1] and got[-1]["seq"] - got[0]["seq"] == len(prices) - 1
     seqs = [m["seq"] for m in got]
     assert seqs == sorted(set(seqs))
+    # at most one frame per interval after the first: the server sent these within the time
+    # this client measured (publishing to receiving the last one), so this bound always holds
+    assert 2 <= len(got) <= 2 + elapsed_ms // interval_ms, (len(got), elapsed_ms)
+    assert len(got) < len(prices) // 4  # and far fewer than the ticks
 
 
 def test_auto_mode_sends_low_rate_symbols_as_ticks(server: Server) -> None:

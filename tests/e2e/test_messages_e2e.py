@@ -47,6 +47,13 @@ RECOVERABLE = [
     ('{"type": "backfill_request", "symbols": ["BTC/USD"], "since": -1}', "invalid_message"),
     ('{"type": "backfill_request", "symbols": ["BTC/USD"], "since": 0, "interval": "7m"}', "invalid_message"),
     ('{"type": "subscribe", "symbols": ["NOPE/USD"]}', "unknown_symbol"),
+    # Numbers out of range and deep nesting: the decoder raised past the session (socket dropped, 1005).
+    ('{"type": "ping", "ts": 1e400}', "invalid_message"),
+    ('{"type": "auth", "token": 1e400}', "invalid_message"),
+    ('{"type": "subscribe", "symbols": ["BTC/USD"], "interval_ms": -1e400}', "invalid_message"),
+    ('{"type": "ping", "ts": ' + "[" * 3000 + "]" * 3000 + "}", "invalid_message"),
+    ("[" * 3000 + "]" * 3000, "invalid_message"),
+    ('{"type": "ping", "ts": 1, "x": ' + '{"a":' * 3000 + "1" + "}" * 3000 + "}", "invalid_message"),
 ]
 
 

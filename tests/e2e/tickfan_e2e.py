@@ -265,6 +265,78 @@ def run(coro: Awaitable[T], timeout: float = 60) -> T:
     return asyncio.run(bounded())
 
 
+WATCHED = "LTC/USD"
+
+
+class Watcher:
+    """A healthy subscriber of ``WATCHED`` in tick mode, and a publisher ticking it every 20 ms
+    (``async with``; ``finish`` then ``assert_contiguous``): the "other client" of abuse tests."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.seqs: list[int] = []
+        self.published = 0
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.ws: ClientConnection | None = None
+
+    async def __aenter__(self) -> Watcher:
+        self.ws = await self.server.authed("healthy-watcher")
+        await self.ws.send(json.dumps({"type": "subscribe", "symbols": [WATCHED], "mode": "tick"}))
+        await recv_until(self.ws, lambda m: m["type"] == "subscribed")
+        self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._publish())]
+        return self
+
+    async def _read(self) -> None:
+        assert self.ws is not None
+        while True:
+            m = await recv_json(self.ws, 30)
+            if m["type"] == "market_data" and m["symbol"] == WATCHED:
+                self.seqs.append(m["seq"])
+
+    async def _publish(self) -> None:
+        async with httpx.AsyncClient(base_url=self.server.http, timeout=30) as client:  # one client: no TLS setup per tick
+            while not self._stop.is_set():
+                ts = time.time_ns() // 1_000_000
+                tick = {"symbol": WATCHED, "price": 70.0 + (self.published % 7), "size": 1.0, "ts": ts}
+                r = await client.post("/api/ticks", json=[tick], headers=self.server.publisher_headers())
+                assert r.status_code == 202, r.text
+                self.published += 1
+                await asyncio.sleep(0.02)
+
+    async def finish(self) -> None:
+        """Stop publishing; wait until every published tick arrived (or fail)."""
+        self._stop.set()
+        await self._tasks[1]
+        deadline = time.monotonic() + 20
+        while len(self.seqs) < self.published:
+            assert not self._tasks[0].done(), self._tasks[0]
+            assert time.monotonic() < deadline, f"got {len(self.seqs)} of {self.published} ticks"
+            await asyncio.sleep(0.02)
+
+    async def __aexit__(self, *_: Any) -> None:
+        self._stop.set()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.ws is not None:
+            await self.ws.close()
+
+    def assert_contiguous(self) -> None:
+        assert self.published > 0 and len(self.seqs) == self.published
+        assert self.seqs == list(range(self.seqs[0], self.seqs[0] + len(self.seqs)))
+
+
+async def wait_metric(server: Server, name: str, pred: Callable[[float], bool], timeout: float = 30) -> float:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await asyncio.to_thread(server.metric, name)
+        if pred(value):
+            return value
+        assert time.monotonic() < deadline, f"{name} stayed {value}"
+        await asyncio.sleep(0.05)
+
+
 TEST_SYMBOLS = ["TEST/SLOW1", "TEST/SLOW2", "TEST/SLOW3", "TEST/SLOW4"]
 
 

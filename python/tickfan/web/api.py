@@ -225,13 +225,15 @@ async def get_candles(
     hub = hub_of(request)
     if not 1 <= limit <= 100_000:
         raise ApiError(422, "limit must be between 1 and 100000")
+    if since is not None and not 0 <= since <= _MAX_TS:
+        raise ApiError(422, f"since must be between 0 and {_MAX_TS}")
     if interval not in hub.core_module.INTERVALS:
         raise ApiError(422, f"unknown interval {interval[:16]!r}; one of {', '.join(hub.core_module.INTERVALS)}")
     try:
         if since is None:
             candles, complete = hub.core.recent_candles(symbol, interval, limit)
         else:
-            candles, complete = hub.core.backfill(symbol, interval, max(0, min(since, _MAX_TS)))
+            candles, complete = hub.core.backfill(symbol, interval, since)
             candles = candles[:limit]
     except UnknownSymbol:
         raise ApiError(422, f"unknown symbol {symbol[:40]!r}") from None
@@ -251,7 +253,8 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[Any]:
     notifications = getattr(request.app.state, "notifications", None)  # the store behind it
     store_ok = notifications is None or await notifications.store.ping()
     ready = hub.ready and store_ok
-    body = {"status": "ready" if ready else "starting", "core": hub.core_name, "broker": hub.config.broker,
+    status = "ready" if ready else "starting" if not hub.ready else "unavailable"
+    body = {"status": status, "core": hub.core_name, "broker": hub.config.broker,
             "store": "ok" if store_ok else "unreachable"}
     return Response(body, status_code=200 if ready else 503)
 

@@ -6,7 +6,8 @@ it, so the session writes every frame through the server's callable. (Litestar w
 in its exception middleware before any handler gets it: a coroutine call per frame, 7-9% of the
 server's samples in a py-spy profile of the S2 load scenario.) Without the wrapper (an app
 built by ``create_app`` and served directly) the handler's ``send`` is used. The adapter only
-checks the ``Origin`` allow-list, accepts, and hands the socket to a
+checks the ``Origin`` allow-list and the per-address limit on unauthenticated sockets
+(over it: accept, then close 1013), accepts, and hands the socket to a
 :class:`~tickfan.session.Session`.
 
 :class:`RawSocketApp` also serves a WebSocket whose path is exactly a channel's path itself,
@@ -24,7 +25,7 @@ from typing import Any
 from litestar.handlers import ASGIRouteHandler
 
 from tickfan.hub import Hub
-from tickfan.protocol import MessageDecoder
+from tickfan.protocol import PEER_LIMIT_REASON, CloseCode, MessageDecoder
 from tickfan.session import Channel, Session
 
 __all__ = ["channel_endpoint", "channel_route", "RawSocketApp", "RAW_SEND", "RAW_RECEIVE"]
@@ -68,6 +69,12 @@ async def _serve_direct(endpoint: Endpoint, scope: Any, receive: Any, send: Any)
         await send({"type": "websocket.close", "code": 4500, "reason": "Internal Server Error"})
 
 
+def _peer(scope: dict[str, Any]) -> str:
+    """The remote address (the proxy's, behind a reverse proxy); "" when the server gives none."""
+    client = scope.get("client")
+    return str(client[0]) if client else ""
+
+
 def _origin(scope: dict[str, Any]) -> str | None:
     for name, value in scope.get("headers", ()):
         if name == b"origin":
@@ -98,8 +105,19 @@ def channel_endpoint(hub: Hub, channel: Channel) -> Endpoint:
         if not hub.ready:
             await send({"type": "websocket.close", "code": 1001})
             return
-        await send({"type": "websocket.accept"})
-        session = Session(hub, channel, decoder, scope.get(RAW_SEND, send))
+        peer = _peer(scope)
+        if not hub.admit(peer):
+            # Accepted then closed, not refused before the upgrade: a browser's script sees the
+            # close code and reason, never an HTTP status.
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.close", "code": CloseCode.TRY_AGAIN_LATER, "reason": PEER_LIMIT_REASON})
+            return
+        try:
+            await send({"type": "websocket.accept"})
+        except BaseException:
+            hub.release(peer)
+            raise
+        session = Session(hub, channel, decoder, scope.get(RAW_SEND, send), peer=peer)
         await session.run(scope.get(RAW_RECEIVE, receive))
 
     return serve_socket

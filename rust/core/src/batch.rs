@@ -209,4 +209,134 @@ mod tests {
         assert!(Arc::ptr_eq(&a, &a2) && !Arc::ptr_eq(&a, &b));
         assert!(c.get(&mut buf, 0, "X", 0, 0, &h, 0, 2).is_none());
     }
+
+    /// A `market_data_batch` frame back to `(symbol, pd, sd, seq, ticks)`: the decoder of
+    /// PROTOCOL.md's rules (first `ts`/`price` absolute, then differences; `size` absolute),
+    /// reading the keys in the encoder's order and checking `count`.
+    fn decode_batch(frame: &str) -> (String, u32, u32, u64, Vec<(u64, u64, u64)>) {
+        fn after<'a>(text: &'a str, key: &str) -> &'a str {
+            let tag = format!("\"{key}\":");
+            let at = text
+                .find(&tag)
+                .unwrap_or_else(|| panic!("no {key} in {text}"));
+            &text[at + tag.len()..]
+        }
+        fn int(text: &str, key: &str) -> i128 {
+            let rest = after(text, key);
+            let end = rest.find([',', '}']).unwrap();
+            rest[..end].parse().unwrap()
+        }
+        fn array(text: &str, key: &str) -> Vec<i128> {
+            let rest = after(text, key).strip_prefix('[').unwrap();
+            let body = &rest[..rest.find(']').unwrap()];
+            if body.is_empty() {
+                return Vec::new();
+            }
+            body.split(',').map(|v| v.parse().unwrap()).collect()
+        }
+        fn undelta(deltas: &[i128]) -> Vec<u64> {
+            let mut acc = 0i128;
+            deltas
+                .iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    acc = if i == 0 { *d } else { acc + d };
+                    u64::try_from(acc).unwrap()
+                })
+                .collect()
+        }
+        assert!(
+            frame.starts_with(r#"{"type":"market_data_batch","symbol":""#) && frame.ends_with('}')
+        );
+        let name_rest = after(frame, "symbol").strip_prefix('"').unwrap();
+        let name = name_rest[..name_rest.find('"').unwrap()].to_string();
+        let (ts, price) = (
+            undelta(&array(frame, "ts")),
+            undelta(&array(frame, "price")),
+        );
+        let size: Vec<u64> = array(frame, "size")
+            .iter()
+            .map(|v| u64::try_from(*v).unwrap())
+            .collect();
+        let count = usize::try_from(int(frame, "count")).unwrap();
+        assert!(
+            ts.len() == count && price.len() == count && size.len() == count,
+            "{frame}"
+        );
+        let ticks = (0..count).map(|i| (ts[i], price[i], size[i])).collect();
+        let pd = u32::try_from(int(frame, "price_decimals")).unwrap();
+        let sd = u32::try_from(int(frame, "size_decimals")).unwrap();
+        (
+            name,
+            pd,
+            sd,
+            u64::try_from(int(frame, "seq")).unwrap(),
+            ticks,
+        )
+    }
+
+    #[test]
+    fn decoder_reads_the_spec_example() {
+        let frame = r#"{"type":"market_data_batch","symbol":"BTC/USD","seq":1042,"count":3,"price_decimals":2,"size_decimals":8,"ts":[1731283200123,5,0],"price":[4312537,-2,10],"size":[1500000,250000000,1000]}"#;
+        let ticks = vec![
+            (1731283200123, 4312537, 1500000),
+            (1731283200128, 4312535, 250000000),
+            (1731283200128, 4312545, 1000),
+        ];
+        assert_eq!(decode_batch(frame), ("BTC/USD".into(), 2, 8, 1042, ticks));
+    }
+
+    mod properties {
+        use super::*;
+        use crate::{MAX_DECIMALS, MAX_UNITS};
+        use proptest::prelude::*;
+
+        /// Cases per property: `PROPTEST_CASES` if set (a deeper run), else `default`.
+        fn cases(default: u32) -> u32 {
+            std::env::var("PROPTEST_CASES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        }
+
+        /// Ticks as ingest admits them: `ts` never decreasing (0 ..= i64::MAX), price and size
+        /// units 0 ..= MAX_UNITS.
+        fn ticks() -> impl Strategy<Value = Vec<(u64, u64, u64)>> {
+            let ts0 = prop_oneof![0u64..=1000, 0u64..=i64::MAX as u64];
+            let step = prop_oneof![Just(0u64), 0u64..=10, 0u64..=u64::from(u32::MAX)];
+            let units = prop_oneof![0u64..=10, 0u64..=MAX_UNITS, Just(MAX_UNITS)];
+            (
+                ts0,
+                prop::collection::vec((step, units.clone(), units), 1..64),
+            )
+                .prop_map(|(ts0, raw)| {
+                    let mut ts = ts0;
+                    raw.into_iter()
+                        .map(|(step, price, size)| {
+                            ts = ts.saturating_add(step).min(i64::MAX as u64);
+                            (ts, price, size)
+                        })
+                        .collect()
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: cases(1000), ..ProptestConfig::default() })]
+
+            #[test]
+            fn batch_encoder_round_trips(
+                name in "[A-Za-z0-9._:/-]{1,32}",
+                pd in 0..=MAX_DECIMALS,
+                sd in 0..=MAX_DECIMALS,
+                seq in 1u64..=MAX_UNITS,
+                ticks in ticks(),
+            ) {
+                let mut buf = Vec::new();
+                encode_batch(&mut buf, &name, pd, sd, seq, &ticks);
+                let frame = ascii(&buf);
+                prop_assert!(frame.is_ascii() && !frame.contains(char::is_whitespace));
+                prop_assert_eq!(decode_batch(frame), (name, pd, sd, seq, ticks));
+            }
+        }
+    }
 }

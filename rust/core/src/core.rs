@@ -24,6 +24,8 @@ pub struct Config {
     pub max_queue_frames: i64,
     pub max_queue_bytes: i64,
     pub max_symbols_per_connection: i64,
+    /// Ticks whose `ts` is more than this many ms after `now_ms` are refused (None: no bound).
+    pub max_ts_skew_ms: Option<i64>,
 }
 
 impl Default for Config {
@@ -34,6 +36,7 @@ impl Default for Config {
             max_queue_frames: 10_000,
             max_queue_bytes: 8 * 1024 * 1024,
             max_symbols_per_connection: 100,
+            max_ts_skew_ms: None,
         }
     }
 }
@@ -94,6 +97,7 @@ pub(crate) fn latest_frame<F: Frame>(
 pub struct Core<F: Frame> {
     pub(crate) high_freq_per_s: f64,
     pub(crate) max_symbols: usize,
+    pub(crate) max_ts_skew_ms: Option<i64>,
     pub(crate) universe: Universe,
     pub(crate) syms: Vec<SymbolState<F>>,
     pub(crate) out: Outbound<F>,
@@ -111,7 +115,8 @@ pub struct Core<F: Frame> {
 
 impl<F: Frame> Core<F> {
     /// Validate the universe and options and build an empty core. Checked in the spec's order:
-    /// symbols, candle capacities, `high_freq_per_s`, queue limits, symbols per connection.
+    /// symbols, candle capacities, `high_freq_per_s`, queue limits, symbols per connection,
+    /// `max_ts_skew_ms`.
     pub fn new(symbols: Vec<SymbolSpec>, cfg: Config) -> Result<Self> {
         let universe = Universe::new(symbols)?;
         let mut capacity = DEFAULT_CAPACITY;
@@ -134,6 +139,9 @@ impl<F: Frame> Core<F> {
         }
         if cfg.max_symbols_per_connection < 1 {
             return Err(Error::invalid("max_symbols_per_connection must be >= 1"));
+        }
+        if cfg.max_ts_skew_ms.is_some_and(|skew| skew < 0) {
+            return Err(Error::invalid("max_ts_skew_ms must be >= 0"));
         }
         let syms: Vec<SymbolState<F>> = universe
             .specs
@@ -158,6 +166,7 @@ impl<F: Frame> Core<F> {
         Ok(Core {
             high_freq_per_s: cfg.high_freq_per_s,
             max_symbols: to_usize(cfg.max_symbols_per_connection),
+            max_ts_skew_ms: cfg.max_ts_skew_ms,
             pending_ts: vec![None; syms.len()],
             universe,
             syms,

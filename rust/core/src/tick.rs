@@ -114,7 +114,7 @@ fn non_negative(v: Num) -> bool {
 }
 
 impl<F: Frame> Core<F> {
-    fn check(&self, item: &TickItem<'_>) -> std::result::Result<Valid, String> {
+    fn check(&self, item: &TickItem<'_>, now_ms: i64) -> std::result::Result<Valid, String> {
         let TickItem::Tick(t) = item else {
             return Err("tick must be [symbol, price, size, ts]".into());
         };
@@ -131,6 +131,14 @@ impl<F: Frame> Core<F> {
             Ts::Int(v) if v >= 0 => v as u64,
             _ => return Err("ts must be an integer >= 0".into()),
         };
+        if let Some(skew) = self.max_ts_skew_ms {
+            // ts <= i64::MAX, so a saturated limit never refuses.
+            if ts as i64 > now_ms.saturating_add(skew) {
+                return Err(format!(
+                    "ts {ts} is more than {skew} ms ahead of the server clock ({now_ms})"
+                ));
+            }
+        }
         let s = &self.syms[sym];
         let price = to_units(t.price, s.pd);
         let size = to_units(t.size, s.sd);
@@ -168,7 +176,7 @@ impl<F: Frame> Core<F> {
         // `pending_ts`: per symbol, the ts of this call's latest valid item so far. Reset for
         // the touched symbols only, so a call costs nothing per universe symbol.
         for (i, item) in items.iter().enumerate() {
-            match self.check(item) {
+            match self.check(item, now_ms) {
                 Ok(v) => {
                     self.pending_ts[v.sym] = Some(v.ts);
                     valid.push(v);

@@ -140,9 +140,9 @@ impl PyCore {
     #[new]
     #[pyo3(signature = (
         symbols, *, high_freq_per_s=Number(Num::Float(20.0)), candle_capacity=None, max_queue_frames=10_000,
-        max_queue_bytes=8 * 1024 * 1024, max_symbols_per_connection=100
+        max_queue_bytes=8 * 1024 * 1024, max_symbols_per_connection=100, max_ts_skew_ms=None
     ),
-    text_signature = "(symbols, *, high_freq_per_s=20.0, candle_capacity=None, max_queue_frames=10000, max_queue_bytes=8388608, max_symbols_per_connection=100)")]
+    text_signature = "(symbols, *, high_freq_per_s=20.0, candle_capacity=None, max_queue_frames=10000, max_queue_bytes=8388608, max_symbols_per_connection=100, max_ts_skew_ms=None)")]
     fn new(
         py: Python<'_>,
         symbols: &Bound<'_, PyAny>,
@@ -151,6 +151,7 @@ impl PyCore {
         max_queue_frames: i64,
         max_queue_bytes: i64,
         max_symbols_per_connection: i64,
+        max_ts_skew_ms: Option<i64>,
     ) -> PyResult<Self> {
         let mut specs = Vec::new();
         for item in symbols.try_iter()? {
@@ -197,6 +198,7 @@ impl PyCore {
             max_queue_frames,
             max_queue_bytes,
             max_symbols_per_connection,
+            max_ts_skew_ms,
         };
         Ok(PyCore {
             inner: Core::new(specs, cfg).py_err(py)?,

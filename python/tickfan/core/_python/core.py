@@ -41,6 +41,7 @@ class Core:
         max_queue_frames: int = 10_000,
         max_queue_bytes: int = 8 * 1024 * 1024,
         max_symbols_per_connection: int = 100,
+        max_ts_skew_ms: int | None = None,
     ) -> None:
         self._universe = Universe(symbols)
         caps = capacities(candle_capacity)
@@ -51,6 +52,9 @@ class Core:
             raise InvalidArgument("queue limits must be >= 1")
         if max_symbols_per_connection < 1:
             raise InvalidArgument("max_symbols_per_connection must be >= 1")
+        if max_ts_skew_ms is not None and max_ts_skew_ms < 0:
+            raise InvalidArgument("max_ts_skew_ms must be >= 0")
+        self._max_ts_skew_ms = None if max_ts_skew_ms is None else int(max_ts_skew_ms)
         self._high = threshold
         self._low = threshold / 2
         self._max_symbols = int(max_symbols_per_connection)
@@ -70,7 +74,7 @@ class Core:
     def ingest(self, ticks: Sequence[tuple[str, float, float, int]], now_ms: int) -> int:
         if isinstance(ticks, (str, bytes)):
             raise TypeError("ticks must be a sequence of [symbol, price, size, ts]")
-        parsed = validate(self._universe, self._last_ts, ticks)
+        parsed = validate(self._universe, self._last_ts, ticks, now_ms, self._max_ts_skew_ms)
         syms = self._syms
         last_ts = self._last_ts
         out = self._out

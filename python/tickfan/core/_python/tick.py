@@ -40,12 +40,18 @@ def to_units(value: float, p: float) -> int | None:
 
 
 def validate(
-    universe: Universe, last_ts: list[int], ticks: Sequence[object]
+    universe: Universe,
+    last_ts: list[int],
+    ticks: Sequence[object],
+    now_ms: int = 0,
+    max_ts_skew_ms: int | None = None,
 ) -> list[tuple[int, int, int, int]]:
     """``(symbol index, price units, size units, ts)`` per tick, or ``TickRejected``.
 
     ``last_ts`` is each symbol's previous tick ts (-1 before the first); it is not modified.
+    With ``max_ts_skew_ms``, a ts later than ``now_ms + max_ts_skew_ms`` is refused.
     """
+    max_ts = None if max_ts_skew_ms is None else now_ms + max_ts_skew_ms
     index = universe.index
     specs = universe.specs
     out: list[tuple[int, int, int, int]] = []
@@ -86,6 +92,9 @@ def validate(
             continue
         if not 0 <= ts <= MAX_TS:
             errors.append((i, TS))
+            continue
+        if max_ts is not None and ts > max_ts:
+            errors.append((i, f"ts {ts} is more than {max_ts_skew_ms} ms ahead of the server clock ({now_ms})"))
             continue
         _, pd, sd = specs[s]
         pu = to_units(pf, POW10[pd])
