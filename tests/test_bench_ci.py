@@ -63,6 +63,10 @@ def write_results(path: Path, times_floor: dict[str, float], default: float = 3.
     (path / "load.json").write_text(json.dumps(load))
 
 
+def floor_of(name: str) -> float:
+    return next(r["floor"] for r in floors()["ratio"] if r["name"] == name)
+
+
 def run_check(results: Path, floors_path: Path = FLOORS) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(CHECK), "--results", str(results), "--floors", str(floors_path)],
@@ -76,21 +80,24 @@ def test_every_ratio_above_its_floor_passes_and_writes_the_summary(tmp_path: Pat
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
     armed = [r for r in floors()["ratio"] if "pending" not in r]
-    assert "benchmarks: fanout rust/python 12.0x (floor 4x) ok" in lines
+    fanout = floor_of("fanout rust/python")
+    assert f"benchmarks: fanout rust/python {3 * fanout:.1f}x (floor {fanout:g}x) ok" in lines
     assert lines[-1].startswith(f"benchmarks: {len(armed)} ratios, all above their floors")
     summary = (tmp_path / "summary.md").read_text()
     assert "`0123456789ab`" in summary and "test cpu" in summary and "2026-12-02" in summary
-    assert "| fanout rust/python | 1.20 ms | 100.0 µs | 12.0x | 4x | ok |" in summary
+    slow = f"{0.3 * fanout:.2f} ms"  # 3 x the floor over a fast side of 100 µs
+    assert f"| fanout rust/python | {slow} | 100.0 µs | {3 * fanout:.1f}x | {fanout:g}x | ok |" in summary
 
 
 def test_a_ratio_below_its_floor_fails_after_every_line_is_reported(tmp_path: Path) -> None:
-    # The Rust core as slow as the twin on fan-out: 1x against a floor of 4x.
-    write_results(tmp_path, {"fanout rust/python": 0.25})
+    # The Rust core as slow as the twin on fan-out: 1x against its floor.
+    fanout, batch = floor_of("fanout rust/python"), floor_of("batch rust/python")
+    write_results(tmp_path, {"fanout rust/python": 1 / fanout})
     proc = run_check(tmp_path)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
-    assert "benchmarks: fanout rust/python 1.0x (floor 4x) BELOW FLOOR" in lines
-    assert "benchmarks: batch rust/python 15.0x (floor 5x) ok" in lines  # the rest is still reported
+    assert f"benchmarks: fanout rust/python 1.0x (floor {fanout:g}x) BELOW FLOOR" in lines
+    assert f"benchmarks: batch rust/python {3 * batch:.1f}x (floor {batch:g}x) ok" in lines  # the rest too
     assert len(lines) == len(floors()["ratio"]) + 1
     assert "1 below their floors or not measured: fanout rust/python" in lines[-1]
     assert "**BELOW FLOOR**" in (tmp_path / "summary.md").read_text()
