@@ -72,3 +72,14 @@ clean:
 .PHONY: bench-load
 bench-load: build
 	$(PY) benches/load/run.py $(LOAD_ARGS)
+
+# Benchmarks in CI (README, "Benchmarks in CI"): the micro-benchmarks and a short load run in a
+# fixed configuration, each ratio against its floor in benches/floors.toml; writes
+# benches/results/ci/. Fails when a ratio is below its floor, after reporting every ratio.
+.PHONY: bench-ci bench-compare
+bench-ci: build
+	$(PY) benches/ci/run.py
+
+# This checkout's benches/results/ci/ beside the last committed one: medians and ratios.
+bench-compare: setup
+	$(PY) benches/ci/compare.py $(COMPARE_ARGS)
