@@ -96,15 +96,16 @@ def test_first_message_must_be_a_valid_auth(server: Server, first: str) -> None:
 def test_auth_timeout_closes_silent_sockets(server: Server) -> None:
     # the session server runs with --auth-timeout-ms 800
     async def scenario() -> tuple[float, int | None, list[dict[str, object]]]:
+        start = time.monotonic()  # before connecting: the server's timer cannot start earlier
         async with await server.connect() as ws:
-            start = time.monotonic()
             code, seen = await expect_close(ws, timeout=5)
             return time.monotonic() - start, code, seen
 
     elapsed, code, seen = run(scenario())
     assert code == 1008
     assert [m["code"] for m in seen] == ["auth_required"]
-    assert elapsed >= 0.5  # not before the configured timeout (800 ms)
+    # not before the configured timeout (800 ms): a bound that holds however slow the machine
+    assert elapsed >= 0.8 - 0.002
 
 
 def test_refresh_with_same_sub_gets_new_auth_success(server: Server) -> None:

@@ -71,6 +71,8 @@ class Server:
 
     def __init__(self, core: str, data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> None:
         self.core = core
+        self.broker = "memory"
+        """The broker the fixture gave it (``memory`` or ``redis``), for tests that differ."""
         self.port = free_port()
         self.data_dir = data_dir
         self.log_path = data_dir / "server.log"

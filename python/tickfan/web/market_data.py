@@ -1,7 +1,7 @@
 """``/ws/market-data`` (PROTOCOL.md section 3): subscriptions, snapshots, modes and backfill.
 
-The channel only translates messages into core calls and replies; the core queues tick and
-batch frames itself (encoded once, shared by every subscriber) and the session's writer sends
+The channel only translates messages into hub calls (the hub owns the core) and replies; the
+core queues tick and batch frames itself (encoded once, shared by every subscriber) and the session's writer sends
 them. Decisions where the protocol is silent (docs/protocol.md):
 
 * ``unknown_symbol`` (naming the unknown ones) comes before the ``subscribed`` ack; the ack is
@@ -22,7 +22,7 @@ from msgspec import Struct
 from tickfan.errors import InvalidArgument, TooManySymbols, UnknownSymbol
 from tickfan.hub import Hub
 from tickfan.protocol import MARKET_DATA_MESSAGES, BackfillRequest, ErrorCode, Subscribe, Unsubscribe, encode
-from tickfan.session import Channel, Session, now_ms
+from tickfan.session import Channel, Session
 
 __all__ = ["MarketDataChannel"]
 
@@ -60,22 +60,21 @@ class MarketDataChannel(Channel):
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
-        self.core = hub.core
-        self.intervals: dict[str, int] = dict(hub.core_module.INTERVALS)
+        self.intervals = hub.intervals
 
     async def on_message(self, session: Session, message: Struct) -> None:
         if isinstance(message, Subscribe):
             self._subscribe(session, message)
         elif isinstance(message, Unsubscribe):
-            removed = self.core.unsubscribe(session.conn_id, message.symbols)
+            removed = self.hub.unsubscribe(session.conn_id, message.symbols)
             session.send(encode(_Unsubscribed(removed)))
         elif isinstance(message, BackfillRequest):
             self._backfill(session, message)
 
     def _subscribe(self, session: Session, message: Subscribe) -> None:
         try:
-            subscribed, unknown, snapshots = self.core.subscribe(
-                session.conn_id, message.symbols, message.mode, message.interval_ms, now_ms()
+            subscribed, unknown, snapshots = self.hub.subscribe(
+                session.conn_id, message.symbols, message.mode, message.interval_ms
             )
         except TooManySymbols as exc:
             session.send_error(ErrorCode.TOO_MANY_SYMBOLS, str(exc))
@@ -102,7 +101,7 @@ class MarketDataChannel(Channel):
                 continue
             seen.add(symbol)
             try:
-                candles, complete = self.core.backfill(symbol, message.interval, message.since)
+                candles, complete = self.hub.backfill(symbol, message.interval, message.since)
             except UnknownSymbol:
                 unknown.append(symbol)
                 continue
