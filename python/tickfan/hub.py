@@ -46,9 +46,6 @@ __all__ = ["Hub", "Peer", "now_ms"]
 
 _log = logging.getLogger("tickfan.hub")
 
-MARKET_DATA = "market_data"
-"""The channel whose sockets follow ``seq`` (closed with 1012 when the epoch changes)."""
-
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
@@ -93,23 +90,9 @@ class Hub:
         self.broker = broker
         self.metrics = metrics or Metrics()
         self.universe = config.universe()
-        self.core: Core = core_module.Core(
-            [(s.symbol, s.price_decimals, s.size_decimals) for s in self.universe],
-            high_freq_per_s=config.high_freq_per_s,
-            candle_capacity=config.candle_capacity() or None,
-            max_queue_frames=config.max_queue_frames,
-            max_queue_bytes=config.max_queue_bytes,
-            max_symbols_per_connection=config.max_symbols_per_connection,
-            max_ts_skew_ms=config.max_ts_skew_ms,
-        )
-        core = self.core
         self.intervals: dict[str, int] = dict(core_module.INTERVALS)
         """Candle interval names and their length in ms."""
-        # The per-frame calls of a session, bound once (no extra hop on the hot path).
-        self.push: Callable[[int, str], bool] = core.push
-        self.drain: Callable[[int, int], list[str]] = core.drain
-        self.disconnect: Callable[[int], None] = core.disconnect
-        self.metrics.core_stats = core.stats
+        self._use_core(self._new_core())
         self.started_at = time.time()
         self.sessions: dict[int, Peer] = {}
         self._unauthenticated: dict[str, int] = {}  # remote address -> open unauthenticated sockets
@@ -119,6 +102,28 @@ class Hub:
         self._armed_deadline: int | None = None
         self._timer: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
+
+    def _new_core(self) -> Core:
+        config = self.config
+        return self.core_module.Core(  # type: ignore[no-any-return]
+            [(s.symbol, s.price_decimals, s.size_decimals) for s in self.universe],
+            high_freq_per_s=config.high_freq_per_s,
+            candle_capacity=config.candle_capacity() or None,
+            max_queue_frames=config.max_queue_frames,
+            max_queue_bytes=config.max_queue_bytes,
+            max_symbols_per_connection=config.max_symbols_per_connection,
+            # A broker that checks the clock where a batch is ingested (a cluster's) has the
+            # nodes apply its log whatever their own clocks say.
+            max_ts_skew_ms=None if self.broker.checks_clock else config.max_ts_skew_ms,
+        )
+
+    def _use_core(self, core: Core) -> None:
+        self.core = core
+        # The per-frame calls of a session, bound once (no extra hop on the hot path).
+        self.push: Callable[[int, str], bool] = core.push
+        self.drain: Callable[[int, int], list[str]] = core.drain
+        self.disconnect: Callable[[int], None] = core.disconnect
+        self.metrics.core_stats = core.stats
 
     @property
     def core_name(self) -> str:
@@ -252,7 +257,12 @@ class Hub:
 
     async def ingest(self, ticks: Sequence[Any], idempotency_key: str | None = None) -> int:
         """The one entry point for ticks: :meth:`tickfan.brokers.Broker.ingest`."""
-        return await self.broker.ingest(ticks, idempotency_key)
+        try:
+            return await self.broker.ingest(ticks, idempotency_key)
+        except TickRejected as exc:
+            if not getattr(exc, "counted", False):  # a cluster broker refused it before any apply
+                self.metrics.ticks_refused += len(exc.errors)
+            raise
 
     def apply(self, ticks: Sequence[Any]) -> int:
         """Apply a batch to the core (all or nothing; raises ``TickRejected``) and fan it out.
@@ -266,6 +276,7 @@ class Hub:
             applied = int(self.core.ingest(ticks, now_ms()))
         except TickRejected as exc:
             self.metrics.ticks_refused += len(exc.errors)
+            exc.counted = True  # type: ignore[attr-defined]
             raise
         self.dispatch(ingest_t)
         deadline = self.core.next_deadline_ms()
@@ -274,11 +285,23 @@ class Hub:
         return applied
 
     def new_epoch(self, epoch: str) -> None:
-        """The broker lost its tick state: close market-data sockets with 1012 to resubscribe."""
-        _log.warning("new epoch %s: closing market-data sockets (1012)", epoch)
+        """The broker lost its tick state: seq restarts at 1 in a fresh core.
+
+        Every socket is closed with 1012 (market-data clients resubscribe and see the new epoch;
+        the per-user channels reload their state, which was lost with the tick state), since
+        sessions hold the old core's queue. The new core hands out connection ids above every
+        open one, so a closing session never shares an id with a new one.
+        """
+        _log.warning("new epoch %s: closing every socket (1012), fresh core", epoch)
         for session in list(self.sessions.values()):
-            if session.channel_name == MARKET_DATA:
-                session.close(CloseCode.SERVICE_RESTART)
+            session.close(CloseCode.SERVICE_RESTART)
+        core = self._new_core()
+        highest = max(self.sessions, default=0)
+        while (conn_id := int(core.connect())) < highest:
+            core.disconnect(conn_id)
+        core.disconnect(conn_id)
+        self._use_core(core)
+        self._rearm.set()  # the timer re-reads the deadline of the new core
 
     # --- price alerts in the core (the memory broker arms and fires them here) --------------
 
@@ -307,8 +330,8 @@ class Hub:
     # --- flush timer ----------------------------------------------------------------------------
 
     async def _flush_loop(self) -> None:
-        core = self.core
         while True:
+            core = self.core  # a new epoch replaces it
             deadline = core.next_deadline_ms()
             self._armed_deadline = deadline
             self._rearm.clear()

@@ -18,13 +18,22 @@ from broker_nodes import MakeBroker, Node
 from tickfan.brokers import Broker, MemoryBroker
 from tickfan.stores import SqliteStore
 
-BROKERS = ["memory"]
+BROKERS = ["memory", "redis"]
 
 
 @pytest.fixture(params=BROKERS)
 def make_broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeBroker]:
     if request.param == "memory":
         yield lambda: MemoryBroker(SqliteStore(tmp_path / "tickfan.db"))
+    elif request.param == "redis":  # a redis-server of the test's own (tests/redis_server.py)
+        from redis_server import RedisServer
+
+        from tickfan.brokers.redis import RedisBroker
+        from tickfan.config import Config
+
+        server = RedisServer(tmp_path / "redis").start()
+        yield lambda: RedisBroker(Config(broker=server.url))
+        server.stop()
     else:  # pragma: no cover - a new broker must be wired here
         pytest.fail(f"no factory for broker {request.param!r}")
 

@@ -80,6 +80,7 @@ def _price_alerts(srv: Server, user: str) -> list[dict[str, Any]]:
     return [n for n in r.json()["notifications"] if n["kind"] == "price_alert"]
 
 
+@pytest.mark.memory_broker_only  # TICKFAN_CRASH_AT is the memory broker's; Redis: tests/e2e/test_redis_failures_e2e.py
 @pytest.mark.parametrize("crash_at", ["alert_fired", "alert_committed"])
 def test_an_alert_fires_exactly_once_across_a_kill_9(fresh_server: Callable[..., Server], crash_at: str) -> None:
     srv = fresh_server(env={CRASH_ENV: crash_at})

@@ -30,8 +30,6 @@ from tickfan.auth import mint
 
 SECRET = "tickfan-e2e-secret-" + "s" * 50
 CORES = ["python", "rust"]
-MARKET_DATA_SERVERS = ["python", "rust", "rust-fast"]
-"""The market-data suite's servers: each core on Granian, and the Rust core's fast lane."""
 PUBLISHER = "service-backend"
 T = TypeVar("T")
 
@@ -78,6 +76,8 @@ class Server:
         :meth:`ws` for ``/ws/market-data`` at it (every other path stays on ``--port``)."""
         self.core = core
         self.transport = transport
+        self.broker = "memory"
+        """The broker the fixture gave it (``memory`` or ``redis``), for tests that differ."""
         self.port = free_port()
         self.fast_port = free_port() if transport == "fast" else None
         self.data_dir = data_dir
@@ -297,6 +297,7 @@ class Watcher:
         self.ws = await self.server.authed("healthy-watcher")
         await self.ws.send(json.dumps({"type": "subscribe", "symbols": [WATCHED], "mode": "tick"}))
         await recv_until(self.ws, lambda m: m["type"] == "subscribed")
+        await barrier(self.ws)  # drops the snapshot (the symbol's last tick) when it has traded
         self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._publish())]
         return self
 

@@ -19,7 +19,12 @@ STORE_FILE = "tickfan.db"
 
 
 def broker_from_config(config: Config) -> Broker:
-    """The broker ``config.broker`` names (``memory``: SQLite in ``config.data_dir``)."""
+    """The broker ``config.broker`` names (``memory``: SQLite in ``config.data_dir``;
+    ``redis://``: :class:`tickfan.brokers.redis.RedisBroker`, state in that Redis)."""
     if config.broker == "memory":
         return MemoryBroker(SqliteStore(config.data_dir / STORE_FILE))
+    if config.broker.startswith(("redis://", "rediss://")):
+        from tickfan.brokers.redis import RedisBroker
+
+        return RedisBroker(config)
     raise ConfigError(f"unknown broker {config.broker!r}")

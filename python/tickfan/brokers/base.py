@@ -73,6 +73,10 @@ class Broker(abc.ABC):
     store: Store
     """Notifications, alerts and bot states; read them here, write them through the broker."""
 
+    checks_clock: bool = False
+    """True when :meth:`ingest` refuses far-future ticks against the ingesting node's clock
+    before publishing; the nodes then apply published batches without checking their own."""
+
     # --- lifecycle ------------------------------------------------------------------------
 
     @abc.abstractmethod

@@ -30,7 +30,7 @@ from litestar.exceptions import HTTPException, NotAuthorizedException, Permissio
 
 from tickfan.auth import PUBLISH_SCOPE, AuthError, Principal
 from tickfan.brokers import Broker
-from tickfan.errors import InvalidArgument, TickRejected, UnknownSymbol
+from tickfan.errors import BrokerUnavailable, InvalidArgument, TickRejected, UnknownSymbol
 from tickfan.hub import Hub
 from tickfan.metrics import CONTENT_TYPE
 
@@ -50,6 +50,8 @@ __all__ = [
 ]
 
 _TICK_KEYS = ("symbol", "price", "size", "ts")
+RETRY_AFTER_S = "1"
+"""``Retry-After`` of a 503 while the broker is unreachable (docs/protocol.md)."""
 IDEMPOTENCY_KEY = "idempotency-key"
 _MAX_KEY_CHARS = 256
 _MAX_TS = 2**53 - 1
@@ -68,6 +70,9 @@ def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[
     if isinstance(exc, HTTPException):
         status, detail = exc.status_code, exc.detail
         headers = dict(exc.headers or {})
+    elif isinstance(exc, BrokerUnavailable):
+        status, headers = 503, {"Retry-After": RETRY_AFTER_S}
+        detail = "The broker is unavailable; nothing is known to be applied. Retry (with the same Idempotency-Key)"
     else:
         status, detail, headers = 500, "Internal server error", {}
     body: dict[str, Any] = {"error": detail, "status_code": status}
@@ -266,8 +271,11 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[Any]:
     store_ok = await hub.broker.ready()
     ready = hub.ready and store_ok
     status = "ready" if ready else "starting" if not hub.ready else "unavailable"
-    body = {"status": status, "core": hub.core_name, "broker": hub.config.broker,
+    body = {"status": status, "core": hub.core_name, "broker": hub.config.broker.partition("://")[0],
             "store": "ok" if store_ok else "unreachable"}
+    readiness = getattr(hub.broker, "readiness", None)  # the Redis broker says why not
+    if readiness is not None and not store_ok:
+        body["reason"] = readiness() or "unknown"
     return Response(body, status_code=200 if ready else 503)
 
 
