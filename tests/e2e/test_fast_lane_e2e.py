@@ -18,7 +18,7 @@ import psutil
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from tickfan_e2e import SECRET, Server, free_port, now_ms, recv_json, run, write_universe
+from tickfan_e2e import SECRET, Server, expect_close, free_port, now_ms, recv_json, recv_until, run, write_universe
 
 pytestmark = pytest.mark.e2e
 
@@ -192,3 +192,22 @@ def test_idle_authenticated_fast_lane_connections_cost_under_24_kib_each(fast_se
     per_conn_kib = (after - before) / IDLE / 1024
     print(f"fast lane: {per_conn_kib:.1f} KiB of server RSS per idle authenticated connection")
     assert per_conn_kib < IDLE_BOUND_KIB
+
+
+def test_shutdown_closes_fast_lane_sockets_with_1001_and_exits_cleanly(tmp_path: Path) -> None:
+    srv = Server("rust", tmp_path, "--feed", "none", transport="fast").start()
+
+    async def scenario() -> list[int | None]:
+        lane = [await srv.authed(f"u{i}") for i in range(3)]
+        granian = await _authed(f"ws://127.0.0.1:{srv.port}/ws/market-data", srv, "g")
+        await lane[0].send(json.dumps({"type": "subscribe", "symbols": ["BTC/USD"], "mode": "tick"}))
+        await recv_until(lane[0], lambda m: m["type"] == "subscribed")
+        assert srv.proc is not None
+        srv.proc.terminate()
+        return [(await expect_close(ws, timeout=10))[0] for ws in [*lane, granian]]
+
+    try:
+        assert run(scenario()) == [1001, 1001, 1001, 1001]
+        assert srv.proc is not None and srv.proc.wait(15) == 0
+    finally:
+        srv.stop()
