@@ -102,7 +102,8 @@ def measure(ratio: dict, floors: dict, micro: dict | None, load: dict | None) ->
             if row is None:
                 return Outcome(name, floor, missing=f"{server} was not run in {scenario}")
             if row.get("error"):
-                return Outcome(name, floor, missing=f"{server} in {scenario}: {row['error'][:200]}")
+                error = " ".join(row["error"].split())  # one line, whatever the server logged
+                return Outcome(name, floor, missing=f"{server} in {scenario}: {error[:200]}")
         for scenario, server in picked:
             value = rows[(scenario, server)].get(metric)
             if not value:

@@ -32,7 +32,7 @@ class RecordingNode:
         self.events: list[tuple[str, Any]] = []
         self.epochs: list[str] = []
 
-    def apply(self, ticks: Any, clock_checked: bool = False) -> int:
+    def apply(self, ticks: Any) -> int:
         n = int(self.core.ingest(ticks, int(time.time() * 1000)))
         self.applied.extend(list(t) for t in ticks)
         return n

@@ -3,9 +3,9 @@
 One table, :data:`CASES`: each row names an attack, says what it sends (``what``), runs it
 (``attack``) and states the answer (``expect``): an HTTP status, or the error codes a socket
 gets and how it ends (a close code, or ``open``: it still answers a ping). Every row runs on
-both cores under :func:`guarded`: while the attack runs, a publisher publishes ticks of
-``TEST/WATCH`` over HTTP and a watcher subscribed to it must see every one of them with
-contiguous ``seq``; afterwards ``/healthz`` must answer and a fresh socket must authenticate.
+both cores under :func:`guarded`: while the attack runs, a publisher publishes ticks over HTTP
+and a watcher subscribed to them must see every one with contiguous ``seq`` (the harness's
+:class:`Watcher`); afterwards ``/healthz`` must answer and a fresh socket must authenticate.
 
 Servers are shared per core for the whole session: ``hs`` (HS256 with ``aud``/``iss`` and an
 Origin allow-list configured, so the claim and origin checks are live) and ``rs`` (RS256 with
@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tickfan_e2e import CORES, SECRET, Server, barrier, expect_close, next_ts, recv_json, recv_until, run, users
+from tickfan_e2e import CORES, SECRET, Server, Watcher, barrier, next_ts, recv_json, recv_until, run, users
 
 pytestmark = pytest.mark.e2e
 
@@ -47,7 +47,7 @@ AUTH_TIMEOUT_MS = 1500
 UNAUTH_PER_PEER = 16
 FLOOD_CLOSE_S = 2
 MAX_BYTES = 64 * 1024
-WATCH, BACK, FUTURE = "TEST/WATCH", "TEST/BACK", "TEST/FUTURE"
+BACK, FUTURE = "TEST/BACK", "TEST/FUTURE"
 OPEN = "open"
 MD, BOTS, NOTES, PERF = "/ws/market-data", "/ws/bot-status", "/ws/notifications", "/ws/performance-metrics"
 DOC = Path(__file__).resolve().parents[2] / "docs" / "security.md"
@@ -131,7 +131,7 @@ def _universe(path: Path) -> Path:
     from tickfan.config import DEFAULT_UNIVERSE
 
     items = [{"symbol": s.symbol, "price_decimals": s.price_decimals, "size_decimals": s.size_decimals} for s in DEFAULT_UNIVERSE]
-    items += [{"symbol": name, "price_decimals": 2, "size_decimals": 4} for name in (WATCH, BACK, FUTURE)]
+    items += [{"symbol": name, "price_decimals": 2, "size_decimals": 4} for name in (BACK, FUTURE)]
     path.write_text(json.dumps(items))
     return path
 
@@ -791,44 +791,12 @@ CASES: list[Case] = [
 
 
 async def guarded(t: Target, attack: Attack) -> Answer:
-    """Run ``attack`` while ``TEST/WATCH`` ticks are published and watched; check the watcher saw
-    each published tick once, with contiguous ``seq``, and that the server still serves."""
-    watcher = await t.authed(users("watcher")[0])
-    await watcher.send(json.dumps({"type": "subscribe", "symbols": [WATCH], "mode": "tick"}))
-    await recv_until(watcher, lambda m: m["type"] == "subscribed")
-    stop = asyncio.Event()
-    published: list[int] = []
-
-    async def publish() -> None:
-        async with httpx.AsyncClient(base_url=t.http, timeout=30, headers=t.publisher_headers()) as pub:
-            while True:
-                ts = next_ts()
-                r = await pub.post("/api/ticks", json=[{"symbol": WATCH, "price": 100.0 + len(published) % 100, "size": 1.0, "ts": ts}])
-                assert r.status_code == 202, r.text
-                published.append(ts)
-                if stop.is_set():
-                    return
-                try:
-                    await asyncio.wait_for(stop.wait(), 0.01)
-                except TimeoutError:
-                    pass
-
-    publisher = asyncio.create_task(publish())
-    try:
+    """Run ``attack`` while a :class:`Watcher` publishes and watches ticks; check it got every
+    tick with contiguous ``seq``, and that the server still serves."""
+    async with Watcher(t) as watcher:
         answer = await attack(t)
-    finally:
-        stop.set()
-        await publisher
-    seen: list[dict[str, Any]] = []
-    async with watcher:
-        while not seen or seen[-1]["ts"] != published[-1]:
-            m = await recv_json(watcher)
-            if m["type"] == "market_data":
-                seen.append(m)
-    live = [m for m in seen if m["ts"] >= published[0]]  # without the snapshot of the last test's tick
-    assert [m["ts"] for m in live] == published, "the watcher missed or repeated ticks"
-    seqs = [m["seq"] for m in seen]
-    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "the watcher's seq is not contiguous"
+        await watcher.finish()
+    watcher.assert_contiguous()
     async with httpx.AsyncClient(base_url=t.http, timeout=10) as c:
         assert (await c.get("/healthz")).json() == {"status": "ok"}
     async with await t.authed(users("fresh")[0]) as fresh:

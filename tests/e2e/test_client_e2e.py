@@ -160,7 +160,7 @@ def test_disconnect_with_the_server_up_yields_backfill_from_the_last_ts(sdk_serv
     run(scenario())
 
 
-@pytest.mark.memory_broker_only  # a Redis node's restart keeps the cluster's epoch and seq: no SeqReset to see
+@pytest.mark.memory_broker_only  # a restart is a new epoch only there; on Redis the epoch and seq carry on
 def test_server_restart_reconnects_reauthenticates_resubscribes_and_reports_seq_reset(fresh_server: Callable[..., Server]) -> None:
     srv = fresh_server()
 

@@ -286,6 +286,7 @@ class Watcher:
         self.ws = await self.server.authed("healthy-watcher")
         await self.ws.send(json.dumps({"type": "subscribe", "symbols": [WATCHED], "mode": "tick"}))
         await recv_until(self.ws, lambda m: m["type"] == "subscribed")
+        await barrier(self.ws)  # drops the snapshot (the symbol's last tick) when it has traded
         self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._publish())]
         return self
 

@@ -53,13 +53,11 @@ Event = BotState | Notification
 class Node(Protocol):
     """What a broker drives: one process's hub. Called on the event loop; none of it awaits."""
 
-    def apply(self, ticks: Sequence[Any], clock_checked: bool = False) -> int:
+    def apply(self, ticks: Sequence[Any]) -> int:
         """Validate and apply a batch to the local core and fan it out; return how many ticks.
 
         All or nothing: raises ``TickRejected`` (every bad tick's index and message) and
         changes nothing. ``ticks`` are ``(symbol, price, size, ts)``; a malformed item is refused.
-        ``clock_checked``: the ingesting node already refused ticks too far ahead of its clock
-        (a cluster broker applying its log), so this node's clock is not consulted.
         """
 
     def deliver(self, user_id: str, event: Event) -> None:
@@ -74,6 +72,10 @@ class Broker(abc.ABC):
 
     store: Store
     """Notifications, alerts and bot states; read them here, write them through the broker."""
+
+    checks_clock: bool = False
+    """True when :meth:`ingest` refuses far-future ticks against the ingesting node's clock
+    before publishing; the nodes then apply published batches without checking their own."""
 
     # --- lifecycle ------------------------------------------------------------------------
 

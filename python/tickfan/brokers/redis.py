@@ -338,6 +338,8 @@ def now_ms() -> int:
 class RedisBroker(Broker):
     """Ticks through ``tf:log``, events through ``tf:events``, state in :class:`RedisStore`."""
 
+    checks_clock = True
+
     def __init__(self, config: Config, node_id: str | None = None) -> None:
         self.config = config
         self.url = config.broker
@@ -458,28 +460,26 @@ class RedisBroker(Broker):
 
     # --- ticks ------------------------------------------------------------------------------
 
-    def _validate(self, ticks: Sequence[Any], last_ts: list[int]) -> list[tuple[int, int, int, int]]:
+    def _validate(self, ticks: Sequence[Any], last_ts: list[int], now: int) -> list[tuple[int, int, int, int]]:
+        """The cores' rules (the twin's code), the far-future ``ts`` bound against this node's
+        clock included: the nodes applying the log do not check their own (``checks_clock``)."""
         if isinstance(ticks, (str, bytes)):
             raise TypeError("ticks must be a sequence of [symbol, price, size, ts]")
-        return validate(self._universe, last_ts, ticks)
+        return validate(self._universe, last_ts, ticks, now, self.config.max_ts_skew_ms)
 
     async def ingest(self, ticks: Sequence[Any], idempotency_key: str | None = None) -> int:
-        universe = self._universe
         now = now_ms()
-        ahead = self._ahead_of_clock(ticks, now)
         try:
-            if ahead:
-                raise TickRejected("", [])
-            parsed = self._validate(ticks, [-1] * len(universe.specs))
+            parsed = self._validate(ticks, [-1] * len(self._universe.specs), now)
         except TickRejected:
-            await self._refuse(ticks, ahead)
+            await self._refuse(ticks, now)
             raise  # pragma: no cover - _refuse raises
         if not parsed:
             return 0
         too_far = [(i, "ts out of range") for i, (_, _, _, ts) in enumerate(parsed) if ts > _MAX_TS]
         if too_far:  # the scripts compare ts as doubles, exact up to 2**53
             raise TickRejected(f"{len(too_far)} of {len(parsed)} ticks rejected", too_far)
-        specs = universe.specs
+        specs = self._universe.specs
         rows: list[list[Any]] = []
         args: list[Any] = []
         for s, pu, su, ts in parsed:
@@ -511,19 +511,7 @@ class RedisBroker(Broker):
         await self._wait_applied(_id(result[1]))
         return len(rows)
 
-    def _ahead_of_clock(self, ticks: Sequence[Any], now: int) -> dict[int, str]:
-        """``{index: message}`` of the ticks stamped more than ``max_ts_skew_ms`` ahead of this
-        node's clock: checked here, before publishing, as :meth:`tickfan.hub.Hub.apply` does for
-        the memory broker (a node applying the log does not check its own clock again)."""
-        skew = self.config.max_ts_skew_ms
-        limit = now + skew
-        return {
-            index: f"ts {tick[3]} is more than {skew} ms ahead of the server clock ({now})"
-            for index, tick in enumerate(ticks)
-            if isinstance(tick, (tuple, list)) and len(tick) == 4 and type(tick[3]) is int and tick[3] > limit
-        }
-
-    async def _refuse(self, ticks: Sequence[Any], ahead: dict[int, str]) -> None:
+    async def _refuse(self, ticks: Sequence[Any], now: int) -> None:
         """Raise ``TickRejected`` with every bad tick's message, as one core holding the
         cluster's last ts would (so the ts rule is checked against ``tf:lastts``)."""
         universe = self._universe
@@ -536,14 +524,7 @@ class RedisBroker(Broker):
                 for name, value in zip(names, stored):
                     if value is not None:
                         last[universe.index[name]] = int(value)
-        masked = [None if index in ahead else tick for index, tick in enumerate(ticks)]
-        try:
-            self._validate(masked, last)
-            errors: dict[int, str] = {}
-        except TickRejected as exc:
-            errors = dict(exc.errors)
-        errors.update(ahead)
-        raise TickRejected(f"{len(errors)} of {len(ticks)} ticks rejected", sorted(errors.items()))
+        self._validate(ticks, last, now)
 
     async def _wait_applied(self, target: tuple[int, int]) -> None:
         """Return once this node applied the log up to ``target`` (read-your-writes), or after
@@ -656,7 +637,7 @@ class RedisBroker(Broker):
             ticks = _decode_json(fields[b"t"])
             if not self.diverged:
                 try:
-                    node.apply(ticks, clock_checked=True)
+                    node.apply(ticks)
                 except Exception as exc:  # noqa: BLE001 - never re-read an entry: mark and go on
                     self.diverged = f"log entry {_s(entry_id)} not applied: {exc!r}"[:300]
                     _log.error("node %s diverged from the cluster: %s", self.node_id, self.diverged)
