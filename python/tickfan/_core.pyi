@@ -135,6 +135,8 @@ class Core:
         max_queue_bytes: int = 8 * 1024 * 1024,
         max_symbols_per_connection: int = 100,
         max_ts_skew_ms: int | None = None,
+        resume_window_ms: int = 60_000,
+        resume_max_ticks: int = 100_000,
     ) -> None:
         """``symbols``: ``(name, price_decimals, size_decimals)`` in universe order.
 
@@ -150,11 +152,15 @@ class Core:
         ``"decimals of 'X' must be between 0 and 12"``, ``"unknown candle interval 'X'"``,
         ``"candle capacity must be >= 1"``, ``"high_freq_per_s must be a finite number > 0"``,
         ``"queue limits must be >= 1"``, ``"max_symbols_per_connection must be >= 1"``,
-        ``"max_ts_skew_ms must be >= 0"``.
+        ``"max_ts_skew_ms must be >= 0"``, ``"resume_window_ms must be >= 1"``,
+        ``"resume_max_ticks must be >= 1"``.
         Checked in this order: each symbol in turn (name, duplicate, decimals; the empty check
         when there are none), ``candle_capacity`` in its iteration order (each name, then its
         capacity), ``high_freq_per_s``, the two queue limits, ``max_symbols_per_connection``,
-        ``max_ts_skew_ms``.
+        ``max_ts_skew_ms``, ``resume_window_ms``, ``resume_max_ticks``.
+
+        ``resume_window_ms`` and ``resume_max_ticks`` bound each symbol's resume ring (see
+        ``resume``).
         """
 
     def symbols(self) -> list[tuple[str, int, int]]:
@@ -236,6 +242,44 @@ class Core:
     def subscriptions(self, conn_id: int) -> list[tuple[str, str, int]]:
         """``(symbol, mode, interval_ms)`` in universe order; tick mode reports interval 0.
         ``UnknownConnection``."""
+
+    # --- resume -------------------------------------------------------------------------
+
+    def ring_range(self, symbol: str) -> tuple[int, int] | None:
+        """``(first, last)`` seq held in the symbol's resume ring, None before its first tick.
+
+        Every applied tick is appended; then, while the ring holds more than
+        ``resume_max_ticks`` ticks or its oldest tick's ts is ``resume_window_ms`` or more
+        before the ts of the tick just appended, the oldest is dropped. So the latest tick is
+        always held, and the ring depends only on the applied ticks (not on ``now_ms``), the
+        same on every node that applies the same log. ``UnknownSymbol``.
+        """
+
+    def resume(
+        self, conn_id: int, symbol: str, last_seq: int, epoch_matches: bool
+    ) -> tuple[list[str], tuple[int, int | None, str] | None]:
+        """The ticks after ``last_seq`` for a symbol the connection subscribes to.
+
+        Returns ``(frames, None)`` when resumed: the frames are returned, not queued (like
+        subscribe's snapshots, the caller queues its ack first, then these, with ``push``, in
+        the same turn so no live tick comes between). Or ``([], (from_seq, to_seq, reason))``
+        for a gap. With ``seq`` the symbol's latest seq:
+
+        * not ``epoch_matches``: gap ``(last_seq + 1, seq or None when 0, "epoch")``;
+        * ``last_seq >= seq``: resumed, no frames;
+        * the ring does not hold ``last_seq + 1`` (evicted, or never held): gap
+          ``(last_seq + 1, seq, "evicted")``;
+        * otherwise the frames of ticks ``last_seq + 1 ..= seq`` in the subscription's mode:
+          ``tick``, and ``auto`` while not high-frequency, one ``market_data`` per tick (the
+          same bytes as live); ``batch``, and ``auto`` while high-frequency, one
+          ``market_data_batch`` from ``last_seq + 1``; ``conflate`` the latest tick's
+          ``market_data`` only. If these frames would not fit in the connection's queue as it
+          is now (frame and byte limits), gap ``(last_seq + 1, seq, "evicted")`` instead.
+
+        Raises, in this order: ``UnknownConnection``; ``UnknownSymbol``; ``InvalidArgument``
+        ``"not subscribed to 'X'"``; ``InvalidArgument`` ``"last_seq must be an integer >= 0"``
+        (a bool or non-int too). An int beyond 2**63 - 1 counts as 2**63 - 1.
+        """
 
     # --- outbound queues ----------------------------------------------------------------
 

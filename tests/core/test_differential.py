@@ -45,6 +45,9 @@ configs = st.fixed_dictionaries(
         "candle_capacity": st.sampled_from([{"1s": 2, "1m": 3}, {"5m": 1}, {"1h": 4, "1s": 1}]),
         # the Driver's ticks start at ts 10**12 and its clock at 1000: these bounds are crossed
         "max_ts_skew_ms": st.sampled_from([None, 0, 10**12, 10**12 + 50_000, 10**12 + 1_000_000]),
+        # tick ts steps are 0..3 ms or up to 70 s: windows that both keep and evict
+        "resume_window_ms": st.sampled_from([1, 4, 50, 60_000]),
+        "resume_max_ticks": st.sampled_from([1, 3, 10, 100_000]),
     },
 )
 
@@ -119,7 +122,14 @@ WEIGHTED_OPS = [
         [("take_ready",), ("take_overflowed",), ("take_fired",), ("stats",), ("next_deadline",)]
     ),
     st.tuples(st.sampled_from(["queued", "subscriptions"]), conn_id),
-    st.tuples(st.sampled_from(["latest", "is_hf"]), symbol_index),
+    st.tuples(st.sampled_from(["latest", "is_hf", "ring_range"]), symbol_index),
+    *[
+        st.tuples(
+            st.just("resume"), st.one_of(st.integers(1, 3), conn_id), st.sampled_from([0, 0, 1, 1, 2, 3]),
+            st.one_of(st.integers(0, 40), st.integers(0, 40), st.sampled_from([-1, 2**64, True, 1.0])),
+            st.sampled_from([True, True, True, False]),
+        )
+    ] * 4,
 ]
 ops = st.sampled_from(WEIGHTED_OPS).flatmap(lambda strategy: strategy)
 
@@ -196,6 +206,11 @@ class Driver:
             return ("next_deadline_ms", ())
         if kind == "is_hf":
             return ("is_high_frequency", (self.name(op[1]),))
+        if kind == "ring_range":
+            return ("ring_range", (self.name(op[1]),))
+        if kind == "resume":
+            _, cid, sym, last_seq, epoch_matches = op
+            return ("resume", (cid, self.name(sym), last_seq, epoch_matches))
         if kind == "latest":
             return ("latest", (self.name(op[1]),))
         return (kind, tuple(op[1:]))
@@ -233,6 +248,8 @@ def test_rust_and_python_agree(cores, universe, config, prologue, operations):
         got_rust = outcome(r, method, args)
         got_python = outcome(p, method, args)
         event(f"{method} {'raised' if 'raised' in got_python[:12] else 'ok'}")
+        if method == "resume" and got_python.startswith("('ok', (["):
+            event("resume: " + ("gap " + got_python.rsplit("'", 2)[-2] if "], None" not in got_python else "resumed with frames" if "(['" in got_python else "resumed, nothing missed"))
         assert got_rust == got_python, f"step {step}: {method}{args!r}"
     for sym, _, _ in universe:
         if p.is_high_frequency(sym):
@@ -264,6 +281,8 @@ def test_rust_and_python_agree(cores, universe, config, prologue, operations):
             "max_queue_bytes": st.integers(-1, 2),
             "max_symbols_per_connection": st.integers(-1, 2),
             "max_ts_skew_ms": st.sampled_from([None, -1, 0, 1, 2**62]),
+            "resume_window_ms": st.integers(-1, 2),
+            "resume_max_ticks": st.integers(-1, 2),
             "candle_capacity": st.dictionaries(
                 st.sampled_from(["1s", "1m", "2m"]), st.integers(-1, 2), max_size=1
             ),

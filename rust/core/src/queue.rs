@@ -53,6 +53,11 @@ impl<F: Frame> Outbound<F> {
         }
     }
 
+    /// `(max_frames, max_bytes)` of every queue.
+    pub fn limits(&self) -> (usize, usize) {
+        (self.max_frames, self.max_bytes)
+    }
+
     pub fn connect(&mut self) -> u64 {
         self.conns.push(Some(Box::new(Conn {
             frames: VecDeque::new(),

@@ -5,7 +5,7 @@
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
-use tickfan_core::{Config, Core, Num, RawTick, SymbolSpec, TickItem, Ts};
+use tickfan_core::{Config, Core, Num, RawTick, Resume, SymbolSpec, TickItem, Ts};
 
 use crate::candles::CandleCache;
 use crate::error::IntoPyResult;
@@ -140,9 +140,11 @@ impl PyCore {
     #[new]
     #[pyo3(signature = (
         symbols, *, high_freq_per_s=Number(Num::Float(20.0)), candle_capacity=None, max_queue_frames=10_000,
-        max_queue_bytes=8 * 1024 * 1024, max_symbols_per_connection=100, max_ts_skew_ms=None
+        max_queue_bytes=8 * 1024 * 1024, max_symbols_per_connection=100, max_ts_skew_ms=None,
+        resume_window_ms=60_000, resume_max_ticks=100_000
     ),
-    text_signature = "(symbols, *, high_freq_per_s=20.0, candle_capacity=None, max_queue_frames=10000, max_queue_bytes=8388608, max_symbols_per_connection=100, max_ts_skew_ms=None)")]
+    text_signature = "(symbols, *, high_freq_per_s=20.0, candle_capacity=None, max_queue_frames=10000, max_queue_bytes=8388608, max_symbols_per_connection=100, max_ts_skew_ms=None, resume_window_ms=60000, resume_max_ticks=100000)")]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         symbols: &Bound<'_, PyAny>,
@@ -152,6 +154,8 @@ impl PyCore {
         max_queue_bytes: i64,
         max_symbols_per_connection: i64,
         max_ts_skew_ms: Option<i64>,
+        resume_window_ms: i64,
+        resume_max_ticks: i64,
     ) -> PyResult<Self> {
         let mut specs = Vec::new();
         for item in symbols.try_iter()? {
@@ -199,6 +203,8 @@ impl PyCore {
             max_queue_bytes,
             max_symbols_per_connection,
             max_ts_skew_ms,
+            resume_window_ms,
+            resume_max_ticks,
         };
         Ok(PyCore {
             inner: Core::new(specs, cfg).py_err(py)?,
@@ -355,6 +361,46 @@ impl PyCore {
             .into_iter()
             .map(|(i, mode, iv)| (self.inner.symbol_name(i).to_owned(), mode.name(), iv))
             .collect())
+    }
+
+    fn ring_range(
+        &self,
+        py: Python<'_>,
+        symbol: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<(u64, u64)>> {
+        self.inner.ring_range(&text(symbol)?).py_err(py)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn resume<'py>(
+        &mut self,
+        py: Python<'py>,
+        conn_id: i64,
+        symbol: &Bound<'py, PyAny>,
+        last_seq: &Bound<'py, PyAny>,
+        epoch_matches: bool,
+    ) -> PyResult<(Bound<'py, PyList>, Option<(u64, Option<u64>, &'static str)>)> {
+        // A non-int (or bool) last_seq gets the spec's InvalidArgument, like a negative one;
+        // an int too large for i64 is beyond any seq: nothing to send.
+        let last = if last_seq.is_instance_of::<PyBool>() || !last_seq.is_instance_of::<PyInt>() {
+            -1
+        } else {
+            last_seq.extract::<i64>().unwrap_or(i64::MAX)
+        };
+        match self
+            .inner
+            .resume(conn_id, &text(symbol)?, last, epoch_matches)
+            .py_err(py)?
+        {
+            Resume::Resumed(frames) => {
+                Ok((PyList::new(py, frames.into_iter().map(|f| f.obj))?, None))
+            }
+            Resume::Gap {
+                from_seq,
+                to_seq,
+                reason,
+            } => Ok((PyList::empty(py), Some((from_seq, to_seq, reason.name())))),
+        }
     }
 
     fn push(&mut self, py: Python<'_>, conn_id: i64, frame: Bound<'_, PyString>) -> PyResult<bool> {

@@ -11,6 +11,7 @@ from math import inf
 
 from tickfan.errors import InvalidArgument, TooManySymbols, UnknownConnection
 from tickfan.core._python import candles as candle_mod
+from tickfan.core._python import frame as frame_mod
 from tickfan.core._python.alerts import Alerts, Fired
 from tickfan.core._python.batch import BATCH_KIND, CONFLATE_KIND, Group, Windows
 from tickfan.core._python.candles import Candle, capacities, to_floats
@@ -18,6 +19,7 @@ from tickfan.core._python.fanout import (
     AUTO, BATCH, CONFLATE, DEFAULT_INTERVAL_MS, MODES, TICK, Sub, SymbolState,
 )
 from tickfan.core._python.queue import Conn, Outbound
+from tickfan.core._python.ring import EPOCH, EVICTED
 from tickfan.core._python.tick import as_float, validate
 from tickfan.core._python.universe import MAX_INTERVAL_MS, MIN_INTERVAL_MS, Universe
 
@@ -42,6 +44,8 @@ class Core:
         max_queue_bytes: int = 8 * 1024 * 1024,
         max_symbols_per_connection: int = 100,
         max_ts_skew_ms: int | None = None,
+        resume_window_ms: int = 60_000,
+        resume_max_ticks: int = 100_000,
     ) -> None:
         self._universe = Universe(symbols)
         caps = capacities(candle_capacity)
@@ -54,6 +58,12 @@ class Core:
             raise InvalidArgument("max_symbols_per_connection must be >= 1")
         if max_ts_skew_ms is not None and max_ts_skew_ms < 0:
             raise InvalidArgument("max_ts_skew_ms must be >= 0")
+        if resume_window_ms < 1:
+            raise InvalidArgument("resume_window_ms must be >= 1")
+        if resume_max_ticks < 1:
+            raise InvalidArgument("resume_max_ticks must be >= 1")
+        self._ring_window_ms = int(resume_window_ms)
+        self._ring_max_ticks = int(resume_max_ticks)
         self._max_ts_skew_ms = None if max_ts_skew_ms is None else int(max_ts_skew_ms)
         self._high = threshold
         self._low = threshold / 2
@@ -82,9 +92,11 @@ class Core:
         alerts = self._alerts
         high, low = self._high, self._low
         cache: BatchCache = {}
+        window_ms, max_ticks = self._ring_window_ms, self._ring_max_ticks
         for s, pu, su, ts in parsed:
             sym = syms[s]
             seq = sym.seq = sym.seq + 1
+            sym.ring.push(seq, ts, pu, su, window_ms, max_ticks)
             last_ts[s] = ts
             sym.latest = (seq, ts, pu, su)
             sym.frame = None
@@ -302,6 +314,57 @@ class Core:
             (syms[s].name, sub.mode, sub.interval_ms)
             for s, sub in sorted(conn.subs.items(), key=lambda kv: kv[0])
         ]
+
+    # --- resume -------------------------------------------------------------------------
+
+    def ring_range(self, symbol: str) -> tuple[int, int] | None:
+        return self._syms[self._universe.lookup(symbol)].ring.range()
+
+    def resume(
+        self, conn_id: int, symbol: str, last_seq: int, epoch_matches: bool
+    ) -> tuple[list[str], tuple[int, int | None, str] | None]:
+        conn = self._conn(conn_id)
+        s = self._universe.lookup(symbol)
+        sub = conn.subs.get(s)
+        if sub is None:
+            raise InvalidArgument(f"not subscribed to '{symbol}'")
+        if not isinstance(last_seq, int) or isinstance(last_seq, bool) or last_seq < 0:
+            raise InvalidArgument("last_seq must be an integer >= 0")
+        last = min(last_seq, 2**63 - 1)
+        sym = self._syms[s]
+        seq = sym.seq
+        if not epoch_matches:
+            return [], (last + 1, seq if seq > 0 else None, EPOCH)
+        if last >= seq:
+            return [], None
+        evicted = (last + 1, seq, EVICTED)
+        held = sym.ring.range()
+        if held is None or held[0] > last + 1:
+            return [], evicted
+        mode = sub.mode
+        if mode == CONFLATE:
+            frames = [sym.tick_frame()]
+        elif mode == BATCH or (mode == AUTO and sym.hf):
+            ticks = sym.ring.slice(last + 1, seq)
+            frames = [
+                frame_mod.market_data_batch(
+                    sym.name, last + 1, sym.price_decimals, sym.size_decimals,
+                    [t[0] for t in ticks], [t[1] for t in ticks], [t[2] for t in ticks],
+                )
+            ]
+        else:
+            name, pd, sd = sym.name, sym.price_decimals, sym.size_decimals
+            frames = [
+                frame_mod.market_data(name, n, ts, pu, pd, su, sd)
+                for n, (ts, pu, su) in enumerate(sym.ring.slice(last + 1, seq), last + 1)
+            ]
+        out = self._out
+        if (
+            len(conn.frames) + len(frames) > out.max_frames
+            or conn.bytes + sum(map(len, frames)) > out.max_bytes
+        ):
+            return [], evicted
+        return frames, None
 
     # --- outbound queues ----------------------------------------------------------------
 
