@@ -63,6 +63,8 @@ class Hub:
             max_queue_bytes=config.max_queue_bytes,
             max_symbols_per_connection=config.max_symbols_per_connection,
             max_ts_skew_ms=config.max_ts_skew_ms,
+            resume_window_ms=config.resume_window_ms,
+            resume_max_ticks=config.resume_max_ticks,
         )
         self.metrics.core_stats = self.core.stats
         self.epoch = secrets.token_hex(8)
