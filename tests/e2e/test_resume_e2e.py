@@ -106,7 +106,7 @@ def test_reconnect_under_sim_load_resumes_every_missed_tick_exactly_once(sim_ser
     assert first["type"] == ("market_data_batch" if mode == "batch" else "market_data")
     seqs = [t["seq"] for t in got]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "a tick lost or duplicated"
-    assert len(got) > 400
+    assert len(got) >= 400
     by_seq = {t["seq"]: t for t in reference}
     assert got == [by_seq[s] for s in seqs]  # the same ticks, byte-equal after decoding
 
