@@ -92,6 +92,25 @@ becomes *overflowed*: from then on every frame for it is dropped (each drop coun
 ``stats()["dropped"]``, the first one included); ``take_overflowed`` reports it once.
 ``take_ready`` and ``take_overflowed`` never report a connection that has been disconnected. The server then closes that
 socket with ``slow_consumer`` (1013). Frames already queued stay drainable.
+
+Slow consumers (with ``high_water_frames`` set)
+-----------------------------------------------
+A connection whose queue reaches ``high_water_frames`` frames when a frame is queued to it is
+*noted*. At the end of each ``ingest``, ``flush``, ``push`` and ``subscribe`` call, every noted
+connection (ascending id) becomes *degraded*: each of its ``tick`` and ``auto`` subscriptions,
+in universe order, is replaced by a ``conflate`` one with interval ``degrade_interval_ms``
+(leaving the old one as a re-subscription does: an auto member's pending batch range is queued
+first; the conflate member holds the symbol's current seq), and if there was any, one frame
+``{"type":"degraded","symbols":[those symbols]}`` is queued. ``subscriptions`` reports the
+conflate mode meanwhile. A degraded connection is not noted again.
+After every ``drain`` (even of 0 frames), a degraded connection whose queue holds at most
+``low_water_frames`` frames *recovers*: each conflated subscription, in universe order, goes
+back to its mode and interval (leaving the conflate group, joining as a new subscription), and
+if the symbol's seq is at least the first seq after the one it held when degraded, a frame
+``{"type":"gap","symbol":S,"from_seq":that first seq,"to_seq":the symbol's seq,"reason":"degraded"}``
+is queued (ticks of that range may have arrived conflated). Subscribing again to, or
+unsubscribing from, a degraded symbol ends its degraded state (nothing restored, no gap).
+The overflow rule above is unchanged: the hard limits still apply.
 """
 
 from __future__ import annotations
@@ -137,6 +156,9 @@ class Core:
         max_ts_skew_ms: int | None = None,
         resume_window_ms: int = 60_000,
         resume_max_ticks: int = 100_000,
+        high_water_frames: int | None = None,
+        low_water_frames: int = 0,
+        degrade_interval_ms: int = 1000,
     ) -> None:
         """``symbols``: ``(name, price_decimals, size_decimals)`` in universe order.
 
@@ -153,11 +175,14 @@ class Core:
         ``"candle capacity must be >= 1"``, ``"high_freq_per_s must be a finite number > 0"``,
         ``"queue limits must be >= 1"``, ``"max_symbols_per_connection must be >= 1"``,
         ``"max_ts_skew_ms must be >= 0"``, ``"resume_window_ms must be >= 1"``,
-        ``"resume_max_ticks must be >= 1"``.
+        ``"resume_max_ticks must be >= 1"``, ``"high_water_frames must be >= 1"``,
+        ``"low_water_frames must be >= 0 and below high_water_frames"``,
+        ``"degrade_interval_ms must be between 10 and 60000"``.
         Checked in this order: each symbol in turn (name, duplicate, decimals; the empty check
         when there are none), ``candle_capacity`` in its iteration order (each name, then its
         capacity), ``high_freq_per_s``, the two queue limits, ``max_symbols_per_connection``,
-        ``max_ts_skew_ms``, ``resume_window_ms``, ``resume_max_ticks``.
+        ``max_ts_skew_ms``, ``resume_window_ms``, ``resume_max_ticks``, ``high_water_frames``,
+        ``low_water_frames``, ``degrade_interval_ms``. The water marks: see "Slow consumers".
 
         ``resume_window_ms`` and ``resume_max_ticks`` bound each symbol's resume ring (see
         ``resume``).

@@ -31,6 +31,12 @@ pub struct Config {
     pub resume_window_ms: i64,
     /// ... and at most this many ticks per symbol.
     pub resume_max_ticks: i64,
+    /// A queue reaching this many frames degrades its connection (None: never).
+    pub high_water_frames: Option<i64>,
+    /// A degraded connection whose queue drains to this many frames recovers.
+    pub low_water_frames: i64,
+    /// Conflation interval of degraded subscriptions.
+    pub degrade_interval_ms: i64,
 }
 
 impl Default for Config {
@@ -44,6 +50,9 @@ impl Default for Config {
             max_ts_skew_ms: None,
             resume_window_ms: 60_000,
             resume_max_ticks: 100_000,
+            high_water_frames: None,
+            low_water_frames: 0,
+            degrade_interval_ms: 1000,
         }
     }
 }
@@ -108,6 +117,8 @@ pub struct Core<F: Frame> {
     pub(crate) max_ts_skew_ms: Option<i64>,
     pub(crate) ring_window_ms: u64,
     pub(crate) ring_max_ticks: usize,
+    pub(crate) low_water: usize,
+    pub(crate) degrade_interval_ms: u32,
     pub(crate) universe: Universe,
     pub(crate) syms: Vec<SymbolState<F>>,
     pub(crate) out: Outbound<F>,
@@ -159,6 +170,25 @@ impl<F: Frame> Core<F> {
         if cfg.resume_max_ticks < 1 {
             return Err(Error::invalid("resume_max_ticks must be >= 1"));
         }
+        if cfg.high_water_frames.is_some_and(|h| h < 1) {
+            return Err(Error::invalid("high_water_frames must be >= 1"));
+        }
+        if cfg.low_water_frames < 0
+            || cfg
+                .high_water_frames
+                .is_some_and(|h| cfg.low_water_frames >= h)
+        {
+            return Err(Error::invalid(
+                "low_water_frames must be >= 0 and below high_water_frames",
+            ));
+        }
+        if !(crate::MIN_INTERVAL_MS..=crate::MAX_INTERVAL_MS).contains(&cfg.degrade_interval_ms) {
+            return Err(Error::invalid(format!(
+                "degrade_interval_ms must be between {} and {}",
+                crate::MIN_INTERVAL_MS,
+                crate::MAX_INTERVAL_MS
+            )));
+        }
         let syms: Vec<SymbolState<F>> = universe
             .specs
             .iter()
@@ -186,12 +216,15 @@ impl<F: Frame> Core<F> {
             max_ts_skew_ms: cfg.max_ts_skew_ms,
             ring_window_ms: cfg.resume_window_ms as u64,
             ring_max_ticks: to_usize(cfg.resume_max_ticks),
+            low_water: to_usize(cfg.low_water_frames),
+            degrade_interval_ms: cfg.degrade_interval_ms as u32,
             pending_ts: vec![None; syms.len()],
             universe,
             syms,
             out: Outbound::new(
                 to_usize(cfg.max_queue_frames),
                 to_usize(cfg.max_queue_bytes),
+                cfg.high_water_frames.map_or(usize::MAX, to_usize),
             ),
             windows: BTreeSet::new(),
             alerts: AlertBook::default(),

@@ -196,6 +196,7 @@ impl<F: Frame> Core<F> {
         for v in &valid {
             self.apply(*v, now_ms);
         }
+        self.degrade_noted();
         self.batch_cache.clear();
         Ok(valid.len())
     }

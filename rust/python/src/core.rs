@@ -141,9 +141,10 @@ impl PyCore {
     #[pyo3(signature = (
         symbols, *, high_freq_per_s=Number(Num::Float(20.0)), candle_capacity=None, max_queue_frames=10_000,
         max_queue_bytes=8 * 1024 * 1024, max_symbols_per_connection=100, max_ts_skew_ms=None,
-        resume_window_ms=60_000, resume_max_ticks=100_000
+        resume_window_ms=60_000, resume_max_ticks=100_000, high_water_frames=None,
+        low_water_frames=0, degrade_interval_ms=1000
     ),
-    text_signature = "(symbols, *, high_freq_per_s=20.0, candle_capacity=None, max_queue_frames=10000, max_queue_bytes=8388608, max_symbols_per_connection=100, max_ts_skew_ms=None, resume_window_ms=60000, resume_max_ticks=100000)")]
+    text_signature = "(symbols, *, high_freq_per_s=20.0, candle_capacity=None, max_queue_frames=10000, max_queue_bytes=8388608, max_symbols_per_connection=100, max_ts_skew_ms=None, resume_window_ms=60000, resume_max_ticks=100000, high_water_frames=None, low_water_frames=0, degrade_interval_ms=1000)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -156,6 +157,9 @@ impl PyCore {
         max_ts_skew_ms: Option<i64>,
         resume_window_ms: i64,
         resume_max_ticks: i64,
+        high_water_frames: Option<i64>,
+        low_water_frames: i64,
+        degrade_interval_ms: i64,
     ) -> PyResult<Self> {
         let mut specs = Vec::new();
         for item in symbols.try_iter()? {
@@ -205,6 +209,9 @@ impl PyCore {
             max_ts_skew_ms,
             resume_window_ms,
             resume_max_ticks,
+            high_water_frames,
+            low_water_frames,
+            degrade_interval_ms,
         };
         Ok(PyCore {
             inner: Core::new(specs, cfg).py_err(py)?,
@@ -434,6 +441,7 @@ impl PyCore {
                 pylist::put(&list, i, f.obj.into_bound(py).into_any());
             }
         }
+        self.inner.after_drain(conn_id);
         Ok(list)
     }
 

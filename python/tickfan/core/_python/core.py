@@ -19,7 +19,7 @@ from tickfan.core._python.fanout import (
     AUTO, BATCH, CONFLATE, DEFAULT_INTERVAL_MS, MODES, TICK, Sub, SymbolState,
 )
 from tickfan.core._python.queue import Conn, Outbound
-from tickfan.core._python.ring import EPOCH, EVICTED
+from tickfan.core._python.ring import DEGRADED, EPOCH, EVICTED
 from tickfan.core._python.tick import as_float, validate
 from tickfan.core._python.universe import MAX_INTERVAL_MS, MIN_INTERVAL_MS, Universe
 
@@ -46,6 +46,9 @@ class Core:
         max_ts_skew_ms: int | None = None,
         resume_window_ms: int = 60_000,
         resume_max_ticks: int = 100_000,
+        high_water_frames: int | None = None,
+        low_water_frames: int = 0,
+        degrade_interval_ms: int = 1000,
     ) -> None:
         self._universe = Universe(symbols)
         caps = capacities(candle_capacity)
@@ -62,6 +65,16 @@ class Core:
             raise InvalidArgument("resume_window_ms must be >= 1")
         if resume_max_ticks < 1:
             raise InvalidArgument("resume_max_ticks must be >= 1")
+        if high_water_frames is not None and high_water_frames < 1:
+            raise InvalidArgument("high_water_frames must be >= 1")
+        if low_water_frames < 0 or (high_water_frames is not None and low_water_frames >= high_water_frames):
+            raise InvalidArgument("low_water_frames must be >= 0 and below high_water_frames")
+        if not MIN_INTERVAL_MS <= degrade_interval_ms <= MAX_INTERVAL_MS:
+            raise InvalidArgument(
+                f"degrade_interval_ms must be between {MIN_INTERVAL_MS} and {MAX_INTERVAL_MS}"
+            )
+        self._low_water = int(low_water_frames)
+        self._degrade_interval = int(degrade_interval_ms)
         self._ring_window_ms = int(resume_window_ms)
         self._ring_max_ticks = int(resume_max_ticks)
         self._max_ts_skew_ms = None if max_ts_skew_ms is None else int(max_ts_skew_ms)
@@ -70,7 +83,10 @@ class Core:
         self._max_symbols = int(max_symbols_per_connection)
         self._syms = [SymbolState(i, spec, caps) for i, spec in enumerate(self._universe.specs)]
         self._last_ts = [-1] * len(self._syms)
-        self._out = Outbound(int(max_queue_frames), int(max_queue_bytes))
+        self._out = Outbound(
+            int(max_queue_frames), int(max_queue_bytes),
+            inf if high_water_frames is None else int(high_water_frames),
+        )
         self._windows = Windows()
         self._alerts = Alerts(len(self._syms))
         self._ticks_in = 0
@@ -134,6 +150,8 @@ class Core:
             if alerts.watched(s):
                 alerts.check(s, sym.name, seq, ts, pu / sym.price_p)
         self._ticks_in += len(parsed)
+        if out.to_degrade:
+            self._degrade_noted()
         return len(parsed)
 
     def _stop_high_frequency(self, sym: SymbolState, seq: int, cache: BatchCache) -> None:
@@ -234,8 +252,11 @@ class Core:
                     snapshots.append(sym.tick_frame())
             else:
                 # A re-subscription replaces the old one (even an identical one): leave, then join.
+                conn.restore.pop(s, None)
                 received = self._leave(sym, old, cache)
                 conn.subs[s] = self._join(sym, conn, mode, interval, received)
+        if self._out.to_degrade:
+            self._degrade_noted()
         return [name for name, _ in known], unknown, snapshots
 
     def _join(self, sym: SymbolState, conn: Conn, mode: str, interval: int, received: int) -> Sub:
@@ -302,6 +323,7 @@ class Core:
             sub = conn.subs.pop(s, None)
             if sub is None:
                 continue
+            conn.restore.pop(s, None)
             self._leave(self._syms[s], sub, None)
             self._n_subs -= 1
             dropped.append(name)
@@ -371,13 +393,60 @@ class Core:
     def push(self, conn_id: int, frame: str) -> bool:
         if not isinstance(frame, str):
             raise TypeError("frame must be a str")
-        return self._out.put(self._conn(conn_id), frame)
+        ok = self._out.put(self._conn(conn_id), frame)
+        if self._out.to_degrade:
+            self._degrade_noted()
+        return ok
 
     def drain(self, conn_id: int, max_frames: int = 1024) -> list[str]:
         conn = self._out.conns.get(conn_id)
         if conn is None:
             return []
-        return self._out.drain(conn, max_frames)
+        frames = self._out.drain(conn, max_frames)
+        if conn.degraded and len(conn.frames) <= self._low_water:
+            self._recover(conn)
+        return frames
+
+    # --- slow consumers: degrade and recover ---------------------------------------------
+
+    def _degrade_noted(self) -> None:
+        """Connections whose queue reached the high-water mark (ascending id): their tick and
+        auto subscriptions become conflate ones, and they get one ``degraded`` frame."""
+        out = self._out
+        ids = sorted(out.to_degrade)
+        out.to_degrade.clear()
+        cache: BatchCache = {}
+        for conn_id in ids:
+            conn = out.conns.get(conn_id)
+            if conn is None:
+                continue
+            conn.noted = False
+            conn.degraded = True
+            names: list[str] = []
+            for s in sorted(conn.subs):
+                sub = conn.subs[s]
+                if sub.mode != TICK and sub.mode != AUTO:
+                    continue
+                sym = self._syms[s]
+                self._leave(sym, sub, cache)
+                conn.subs[s] = self._join(sym, conn, CONFLATE, self._degrade_interval, sym.seq)
+                conn.restore[s] = (sub.mode, sub.interval_ms, sym.seq + 1)
+                names.append(sym.name)
+            if names:
+                out.put(conn, frame_mod.degraded(names))
+
+    def _recover(self, conn: Conn) -> None:
+        """The queue drained to the low-water mark: back to the subscribed modes, with a
+        ``gap`` (reason ``degraded``) per symbol for the ticks conflation may have skipped."""
+        conn.degraded = False
+        for s in sorted(conn.restore):
+            mode, interval, skipped = conn.restore[s]
+            sym = self._syms[s]
+            self._leave(sym, conn.subs[s], None)
+            conn.subs[s] = self._join(sym, conn, mode, interval, sym.seq)
+            if skipped <= sym.seq:
+                self._out.put(conn, frame_mod.gap(sym.name, skipped, sym.seq, DEGRADED))
+        conn.restore.clear()
 
     def queued(self, conn_id: int) -> tuple[int, int]:
         conn = self._conn(conn_id)
@@ -415,6 +484,8 @@ class Core:
                         sub.received = latest
                 group.last_sent = latest
                 windows.open(group, now_ms + group.interval_ms)
+        if out.to_degrade:
+            self._degrade_noted()
 
     def next_deadline_ms(self) -> int | None:
         return self._windows.next_deadline()

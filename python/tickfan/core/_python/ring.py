@@ -13,6 +13,7 @@ from itertools import islice
 
 EVICTED = "evicted"
 EPOCH = "epoch"
+DEGRADED = "degraded"
 
 
 class Ring:
