@@ -65,6 +65,9 @@ class Hub:
             max_ts_skew_ms=config.max_ts_skew_ms,
             resume_window_ms=config.resume_window_ms,
             resume_max_ticks=config.resume_max_ticks,
+            high_water_frames=config.high_water(),
+            low_water_frames=config.low_water_frames if config.high_water() is not None else 0,
+            degrade_interval_ms=config.degrade_interval_ms,
         )
         self.metrics.core_stats = self.core.stats
         self.epoch = secrets.token_hex(8)

@@ -178,3 +178,37 @@ def test_resume_naming_an_unrequested_symbol_is_invalid(fresh_server: Any) -> No
     assert reply["type"] == "error" and reply["code"] == "invalid_message"
     assert "'ETH/USD'" in reply["error"]
     assert negative["type"] == "error" and negative["code"] == "invalid_message"
+
+
+def test_a_burst_past_the_high_water_mark_degrades_once_then_recovers_with_nothing_lost(fresh_server: Any) -> None:
+    """One publish of 300 ticks queues them in one call: the socket passes the 50-frame
+    high-water mark and gets one ``degraded`` after them (the burst itself was queued whole, so
+    conflation skipped nothing: no ``gap``). Once its queue is read it is back in tick mode.
+    (What conflation skips while degraded, and the ``gap`` that reports it, is covered on both
+    cores in tests/core/test_degrade.py and the differential test.)"""
+    srv = fresh_server("--high-water-frames", "50", "--low-water-frames", "0", "--degrade-interval-ms", "50")
+
+    async def go() -> list[dict[str, Any]]:
+        async with await srv.authed() as ws, Client(srv) as client:
+            await ws.send(json.dumps({"type": "subscribe", "symbols": [SYMBOL], "mode": "tick"}))
+            await recv_until(ws, lambda m: m["type"] == "subscribed")
+            ticks = [{"symbol": SYMBOL, "price": 100.0 + i / 100, "size": 1.0, "ts": next_ts()} for i in range(300)]
+            assert (await client.publish_ticks(ticks)).status_code == 202
+            _, seen = await recv_until(ws, lambda m: m["type"] == "degraded")
+            seen.append({"type": "degraded"})
+            # read to the end of the queue (the pong), so the socket recovers; then tick mode again
+            await ws.send(json.dumps({"type": "ping", "ts": 1}))
+            seen += (await recv_until(ws, lambda m: m["type"] == "pong"))[1]
+            for price in (99.0, 98.0):
+                tick = {"symbol": SYMBOL, "price": price, "size": 1.0, "ts": next_ts()}
+                assert (await client.publish_ticks([tick])).status_code == 202
+                m, between = await recv_until(ws, lambda m: m["type"] == "market_data")
+                seen += between + [m]
+            return seen
+
+    seen = run(go())
+    kinds = [m["type"] for m in seen]
+    assert kinds.count("degraded") == 1 and "gap" not in kinds
+    assert kinds.index("degraded") == 300
+    seqs = [m["seq"] for m in seen if m["type"] == "market_data"]
+    assert seqs == list(range(1, 303))  # every tick once, in order, the last two in tick mode
