@@ -56,10 +56,12 @@ class Reference:
             await asyncio.sleep(0.01)
 
     async def stop(self) -> None:
+        # Close first: the reader then ends with ConnectionClosed even if a cancel that races
+        # with a completing recv (asyncio.wait_for on 3.11) is swallowed.
         assert self.task is not None
+        await self.ws.close()
         self.task.cancel()
         await asyncio.gather(self.task, return_exceptions=True)
-        await self.ws.close()
 
 
 @pytest.mark.parametrize("mode", ["tick", "batch"])
