@@ -8,7 +8,7 @@ STAMPS := .make
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: run test build setup test-python test-rust bench bench-table clean
+.PHONY: run test build setup test-python test-rust bench bench-table clean redis-server chromium
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -26,7 +26,34 @@ build: setup
 run: build
 	tickfan serve
 
-test: build
+# The Redis tests start a private redis-server (tests/redis_server.py): install Debian's when
+# missing (as root), otherwise say what to install. Without it the Redis tests skip locally and
+# fail with CI=true (and this step fails there too).
+redis-server:
+	@if command -v redis-server >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's redis-server (the Redis tests start a private one)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	else \
+		echo "redis-server is missing: install Redis >= 7 (Debian/Ubuntu: sudo apt-get install redis-server; macOS: brew install redis); the Redis tests cannot run without it" >&2; \
+		if [ "$$CI" = true ]; then exit 1; fi; \
+	fi
+
+# The browser tests drive Debian's chromium (Playwright from PyPI, never a downloaded browser) and
+# draw the chart in DejaVu Sans: installed with apt when missing (as root; else say what to run).
+CHROMIUM := /usr/bin/chromium
+FONT := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
+chromium:
+	@if [ ! -x $(CHROMIUM) ] || [ ! -e $(FONT) ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core; \
+		else \
+			echo "make: the browser tests need Debian's chromium and fonts-dejavu-core; run: sudo apt-get install chromium fonts-dejavu-core" >&2; \
+			exit 1; \
+		fi; \
+	fi
+
+test: build redis-server chromium
 	cargo test --quiet -p tickfan-core
 	$(PY) -m pytest -q --benchmark-disable
 
@@ -45,3 +72,14 @@ clean:
 .PHONY: bench-load
 bench-load: build
 	$(PY) benches/load/run.py $(LOAD_ARGS)
+
+# Benchmarks in CI (README, "Benchmarks in CI"): the micro-benchmarks and a short load run in a
+# fixed configuration, each ratio against its floor in benches/floors.toml; writes
+# benches/results/ci/. Fails when a ratio is below its floor, after reporting every ratio.
+.PHONY: bench-ci bench-compare
+bench-ci: build
+	$(PY) benches/ci/run.py
+
+# This checkout's benches/results/ci/ beside the last committed one: medians and ratios.
+bench-compare: setup
+	$(PY) benches/ci/compare.py $(COMPARE_ARGS)

@@ -12,10 +12,12 @@ from types import ModuleType
 from typing import Any
 
 from tickfan.auth import Verifier, mint
+from tickfan.brokers import MemoryBroker
 from tickfan.config import Config
 from tickfan.hub import Hub
 from tickfan.protocol import MessageDecoder
 from tickfan.session import Channel, Session
+from tickfan.stores import SqliteStore
 from tickfan.web.market_data import MarketDataChannel
 
 SECRET = "tickfan-unit-secret-" + "u" * 40
@@ -23,7 +25,7 @@ SECRET = "tickfan-unit-secret-" + "u" * 40
 
 def make_hub(core: ModuleType, **settings: Any) -> Hub:
     config = Config.build({"jwt_secret": SECRET, "feed": "none", **settings}, {})
-    return Hub(config, core, Verifier("HS256", SECRET))
+    return Hub(config, core, Verifier("HS256", SECRET), MemoryBroker(SqliteStore(":memory:")))
 
 
 def auth_frame(sub: str = "alice") -> str:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tickfan.auth import Principal
+from tickfan.brokers import MemoryBroker
 from tickfan.stores import Notification, SqliteStore
 from tickfan.web.api import MAX_JSON_DEPTH, json_value_problem
 from tickfan.web.notifications import (
@@ -99,7 +100,7 @@ def test_an_oversized_stored_item_does_not_break_the_initial_list(tmp_path: Path
             small = await store.add_notification("alice", "info", "before", "", {"n": 1}, 1)
             await store.add_notification("alice", "info", "T" * 300_000, "B" * 300_000, {"blob": "x" * 9_000_000}, 2)
             newest = await store.add_notification("alice", "info", "after", "", None, 3)
-            channel = NotificationsChannel(store, budget)
+            channel = NotificationsChannel(MemoryBroker(store), budget)
             session = FakeSession("alice")
             await channel.on_authenticated(session)
             assert small.id < newest.id

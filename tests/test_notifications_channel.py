@@ -8,7 +8,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+from broker_nodes import Node
+
 from tickfan.auth import Principal
+from tickfan.brokers import MemoryBroker
 from tickfan.stores import Notification, SqliteStore
 from tickfan.web.notifications import MarkRead, NotificationsChannel
 
@@ -39,39 +43,51 @@ class SlowUnreadStore(SqliteStore):
         return await super().unread_notifications(user_id, limit)
 
 
-def test_notifications_created_during_the_initial_read_arrive_once_after_it(tmp_path: Path) -> None:
+@pytest.fixture
+def core(impl: Any) -> Any:
+    return impl
+
+
+async def started(core: Any, store: SqliteStore, tmp_path: Path) -> tuple[Node, NotificationsChannel]:
+    """A node over the memory broker, its notifications delivered to one channel."""
+    node = Node(core, MemoryBroker(store), tmp_path)
+    channel = NotificationsChannel(node.broker)
+    node.hub.listen(Notification, channel.deliver)
+    await node.__aenter__()
+    return node, channel
+
+
+def test_notifications_created_during_the_initial_read_arrive_once_after_it(core: Any, tmp_path: Path) -> None:
     async def scenario() -> None:
         store = SlowUnreadStore(tmp_path / "db")
-        await store.open()
-        channel = NotificationsChannel(store)
-        old = await channel.create("alice", "info", "old", "", None)
+        node, channel = await started(core, store, tmp_path)
+        notify = node.broker.notify
+        old = await notify("alice", "info", "old", "", None)
         session = FakeSession(1, "alice")
         connecting = asyncio.create_task(channel.on_authenticated(session))
         await store.reading.wait()
-        during = await channel.create("alice", "info", "during", "", None)  # stored before the read
+        during = await notify("alice", "info", "during", "", None)  # stored before the read
         store.release.set()
         await connecting
-        after = await channel.create("alice", "info", "after", "", None)
+        after = await notify("alice", "info", "after", "", None)
         assert session.frames[0]["type"] == "initial_notifications"
         assert [n["id"] for n in session.frames[0]["notifications"]] == [old.id, during.id]
         # "during" was in the list, so it is not sent again; "after" comes live.
         assert [(f["type"], f["notification"]["id"]) for f in session.frames[1:]] == [
             ("notification", after.id)
         ]
-        await store.close()
+        await node.__aexit__()
 
     asyncio.run(scenario())
 
 
-def test_delivery_and_mark_read_are_per_user(tmp_path: Path) -> None:
+def test_delivery_and_mark_read_are_per_user(core: Any, tmp_path: Path) -> None:
     async def scenario() -> None:
-        store = SqliteStore(tmp_path / "db")
-        await store.open()
-        channel = NotificationsChannel(store)
+        node, channel = await started(core, SqliteStore(tmp_path / "db"), tmp_path)
         alice1, alice2, bob = FakeSession(1, "alice"), FakeSession(2, "alice"), FakeSession(3, "bob")
         for s in (alice1, alice2, bob):
             await channel.on_authenticated(s)
-        n = await channel.create("alice", "info", "hi", "", {"x": 1})
+        n = await node.broker.notify("alice", "info", "hi", "", {"x": 1})
         assert [f["notification"]["id"] for f in alice1.frames[1:]] == [n.id]
         assert [f["notification"]["id"] for f in alice2.frames[1:]] == [n.id]
         assert bob.frames[1:] == []
@@ -82,8 +98,8 @@ def test_delivery_and_mark_read_are_per_user(tmp_path: Path) -> None:
         assert alice2.frames[-1]["type"] == "notification"  # only the asking socket is answered
         channel.on_close(alice1)
         channel.on_close(alice2)
-        await channel.create("alice", "info", "nobody listening", "", None)
+        await node.broker.notify("alice", "info", "nobody listening", "", None)
         assert len(alice1.frames) == 3 and len(alice2.frames) == 2
-        await store.close()
+        await node.__aexit__()
 
     asyncio.run(scenario())

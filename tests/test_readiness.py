@@ -17,7 +17,7 @@ def test_readyz_is_503_when_the_store_is_closed(tmp_path: Path) -> None:
     with TestClient(app) as client:
         ready = client.get("/readyz")
         assert ready.status_code == 200 and ready.json()["store"] == "ok"
-        client.blocking_portal.call(app.state.notifications.store.close)
+        client.blocking_portal.call(app.state.hub.broker.store.close)
         down = client.get("/readyz")
         assert down.status_code == 503
         assert down.json() == {"status": "unavailable", "core": "python", "broker": "memory", "store": "unreachable"}

@@ -205,10 +205,10 @@ def test_a_stalled_peer_is_a_slow_consumer_its_queue_dropped_and_told_why_when_i
         await sock.wait(lambda s: any(f["type"] == "subscribed" for f in s.frames))
         sock.hold = True  # the peer stops reading: the next send never completes
         for i in range(20):
-            hub.ingest([("LTC/USD", 70.0, 1.0, 1_000 + i)])
+            hub.apply([("LTC/USD", 70.0, 1.0, 1_000 + i)])
         await sock.wait(lambda s: s.held == 1)
         for i in range(20, 200):  # more while stalled: queued until the deadline, then dropped
-            hub.ingest([("LTC/USD", 70.0, 1.0, 1_000 + i)])
+            hub.apply([("LTC/USD", 70.0, 1.0, 1_000 + i)])
         assert hub.core.queued(sock.session.conn_id)[0] == 180
         await sock.wait(lambda s: hub.metrics.send_timeouts == 1)
         assert hub.metrics.slow_consumers_disconnected == 1
@@ -246,7 +246,7 @@ def test_a_busy_writer_that_keeps_sending_is_not_stalled(impl: ModuleType) -> No
         end = loop.time() + 1.0  # five send deadlines of steady traffic
         i = 0
         while loop.time() < end:
-            hub.ingest([("LTC/USD", 70.0, 1.0, 1_000 + i)])
+            hub.apply([("LTC/USD", 70.0, 1.0, 1_000 + i)])
             i += 1
             await asyncio.sleep(0.01)
         await sock.wait(lambda s: len(_tick_frames(s)) == i)

@@ -236,3 +236,96 @@ def test_unencodable_data_fails_before_storing(make_store: Callable[[], Store]) 
         await s.close()
 
     run(scenario())
+
+
+# --- bot states ---------------------------------------------------------------------------------
+
+
+def test_bot_running_count_is_exact_after_every_update(make_store: Callable[[], Store]) -> None:
+    async def scenario() -> None:
+        s = await opened(make_store)
+        steps = [
+            ("b1", "starting", 0),
+            ("b1", "running", 1),
+            ("b2", "running", 2),
+            ("b2", "running", 2),  # repeated status: no double count
+            ("b1", "paused", 1),
+            ("b3", "error", 1),
+            ("b2", "stopping", 0),
+            ("b1", "running", 1),
+        ]
+        for ts, (bot, status, expected) in enumerate(steps):
+            state = await s.put_bot("alice", bot, status, ts, None)
+            assert (state.bot_id, state.status, state.ts, state.running_count) == (bot, status, ts, expected)
+        await s.close()
+
+    run(scenario())
+
+
+def test_concurrent_bot_updates_each_get_their_own_exact_count(make_store: Callable[[], Store]) -> None:
+    async def scenario() -> None:
+        s = await opened(make_store)
+        states = await asyncio.gather(*(s.put_bot("u", f"b{i}", "running", i, None) for i in range(20)))
+        assert sorted(st.running_count for st in states) == list(range(1, 21))
+        assert [st.running_count for st in await s.bots("u")] == [20] * 20
+        await s.close()
+
+    run(scenario())
+
+
+def test_bots_are_per_user_sorted_and_carry_the_current_count(make_store: Callable[[], Store]) -> None:
+    async def scenario() -> None:
+        s = await opened(make_store)
+        await s.put_bot("u", "zeta", "running", 1, None)
+        await s.put_bot("u", "alpha", "running", 2, {"pnl": 1.5})
+        await s.put_bot("u", "mid", "paused", 3, None)
+        await s.put_bot("other", "alpha", "stopped", 4, {"reason": "manual"})
+        states = await s.bots("u")
+        assert [(b.bot_id, b.status, b.ts, b.detail) for b in states] == [
+            ("alpha", "running", 2, {"pnl": 1.5}),
+            ("mid", "paused", 3, None),
+            ("zeta", "running", 1, None),
+        ]
+        # zeta was stored with running_count 1; the listing says what is true now.
+        assert [b.running_count for b in states] == [2, 2, 2]
+        assert [(b.bot_id, b.status, b.running_count) for b in await s.bots("other")] == [
+            ("alpha", "stopped", 0)
+        ]
+        assert await s.bots("nobody") == []
+        await s.close()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("bad", ["RUNNING", "crashed", "", "run"])
+def test_unknown_bot_status_is_refused_and_changes_nothing(make_store: Callable[[], Store], bad: str) -> None:
+    async def scenario() -> None:
+        s = await opened(make_store)
+        await s.put_bot("u", "b", "running", 1, None)
+        with pytest.raises(ValueError, match="status must be one of starting, running, paused"):
+            await s.put_bot("u", "b", bad, 2, None)
+        assert [(b.status, b.ts, b.running_count) for b in await s.bots("u")] == [("running", 1, 1)]
+        await s.close()
+
+    run(scenario())
+
+
+def test_bot_states_survive_restart(make_store: Callable[[], Store]) -> None:
+    async def before() -> None:
+        s = await opened(make_store)
+        await s.put_bot("u", "b1", "running", 1, {"k": [1]})
+        await s.put_bot("u", "b2", "running", 2, None)
+        await s.put_bot("u", "b2", "error", 3, {"why": "boom"})
+        await s.close()
+
+    async def after() -> None:
+        s = await opened(make_store)
+        assert [(b.bot_id, b.status, b.ts, b.running_count, b.detail) for b in await s.bots("u")] == [
+            ("b1", "running", 1, 1, {"k": [1]}),
+            ("b2", "error", 3, 1, {"why": "boom"}),
+        ]
+        assert (await s.put_bot("u", "b2", "running", 4, None)).running_count == 2
+        await s.close()
+
+    run(before())
+    run(after())

@@ -235,17 +235,20 @@ def plot(run: dict, path: str) -> None:
     plt.close(fig)
 
 
-def write_report(run: dict, out_dir: str, stamp: str) -> tuple[str, str]:
-    md_path = os.path.join(out_dir, f"load-{stamp}.md")
-    png_path = os.path.join(out_dir, f"load-{stamp}.png")
+def write_report(run: dict, out_dir: str, name: str, plot_png: bool = True) -> list[str]:
+    """Writes <name>.md (and <name>.png) in out_dir; returns the paths written."""
+    md_path = os.path.join(out_dir, f"{name}.md")
     with open(md_path, "w") as f:
         f.write(markdown(run))
+    if not plot_png:
+        return [md_path]
+    png_path = os.path.join(out_dir, f"{name}.png")
     plot(run, png_path)
-    return md_path, png_path
+    return [md_path, png_path]
 
 
 if __name__ == "__main__":
     src = sys.argv[1]
     with open(src) as f:
         data = json.load(f)
-    print(*write_report(data, os.path.dirname(os.path.abspath(src)), data["started"]), sep="\n")
+    print(*write_report(data, os.path.dirname(os.path.abspath(src)), os.path.basename(src).removesuffix(".json")), sep="\n")

@@ -58,6 +58,9 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("S4", "low load, latency floor: 100 clients, 200 ticks/s, tick", 100, 200, 1, "tick"),
         # CI: proves the harness runs and nothing is lost; both frame kinds (tick and batch) decoded.
         Scenario("smoke", "smoke: 200 clients, 2 symbols x 200 ticks/s, tick and auto", 200, 400, 2, "tick,auto"),
+        # make bench-ci: the same small load in each mode, for bytes per tick and server CPU per frame.
+        Scenario("ci-tick", "CI: 50 clients on BTC/USD, 200 ticks/s, tick", 50, 200, 1, "tick"),
+        Scenario("ci-batch", "CI: 50 clients on BTC/USD, 200 ticks/s, batch", 50, 200, 1, "batch"),
     )
 }
 
@@ -359,6 +362,8 @@ def summarise(results: list[dict], pub: dict, subscribers: dict[str, int], serve
             errors[k] = errors.get(k, 0) + c
         for k, c in r["close_codes"].items():
             closes[k] = closes.get(k, 0) + c
+    frames = sum(r["frames"] for r in results)
+    payload = sum(r["bytes"] for r in results)
     return {
         "publisher": {k: v for k, v in pub.items() if k != "accepted_per_symbol"},
         "rate_accepted": pub["rate_accepted"],
@@ -369,6 +374,9 @@ def summarise(results: list[dict], pub: dict, subscribers: dict[str, int], serve
         "ticks_per_s": ticks / span if span else 0.0,
         "frames_per_s": sum(r["frames"] for r in results) / span if span else 0.0,
         "bytes_per_s": sum(r["bytes"] for r in results) / span if span else 0.0,
+        "frames": frames,
+        "bytes": payload,
+        "bytes_per_tick": payload / ticks if ticks else None,
         "tick_frames": sum(r["tick_frames"] for r in results),
         "batch_frames": sum(r["batch_frames"] for r in results),
         "gaps": sum(r["gaps"] for r in results),
@@ -387,6 +395,7 @@ def summarise(results: list[dict], pub: dict, subscribers: dict[str, int], serve
         "server_cpu_s": server_cpu_s,
         "server_cpu_pct": 100.0 * server_cpu_s / wall_s if wall_s else None,
         "server_cpu_us_per_tick": 1e6 * server_cpu_s / ticks if ticks else None,
+        "server_cpu_us_per_frame": 1e6 * server_cpu_s / frames if frames else None,
         "client_cpu_pct_per_proc": client_cpu,
         "client_bound": any(c >= 90.0 for c in client_cpu),
     }
@@ -420,13 +429,14 @@ async def main(args: argparse.Namespace) -> int:
             run["results"].append(row)
             print(brief(row), flush=True)
             await asyncio.sleep(args.pause_s)  # let the sockets of the last run clear
-    path = os.path.join(out_dir, f"load-{stamp}.json")
+    name = args.name or f"load-{stamp}"
+    path = os.path.join(out_dir, f"{name}.json")
     with open(path, "w") as f:
         json.dump(run, f, indent=1)
     from report import write_report
 
-    md, png = write_report(run, out_dir, stamp)
-    print(f"wrote {path}\n      {md}\n      {png}")
+    written = write_report(run, out_dir, name, plot_png=args.plot)
+    print(f"wrote {path}", *written, sep="\n      ")
     return 0
 
 
@@ -459,6 +469,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ceiling", action=argparse.BooleanOptionalAction, default=True,
                    help="first measure the client's own ceiling (ceiling.py)")  # fmt: skip
     p.add_argument("--out", default=os.path.join(ROOT, "benches", "results"))
+    p.add_argument("--name", help="base name of the output files (default: load-<UTC stamp>)")
+    p.add_argument("--plot", action=argparse.BooleanOptionalAction, default=True, help="write the PNG plot")
     p.add_argument("--profile", metavar="DIR", help="py-spy the server during each publishing window into DIR")
     return p.parse_args(argv)
 

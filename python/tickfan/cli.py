@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     token.add_argument("--scope", action="append", default=[], help="a scope to grant, e.g. publish (repeatable)")
     token.add_argument("--data-dir", dest="data_dir", default=None, help="data dir holding the secret [TICKFAN_DATA_DIR]")
+
+    from tickfan.client.tail import add_parser as add_tail  # the SDK's CLI; imports no server code
+
+    add_tail(sub)
     return parser
 
 
@@ -53,6 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return serve({s.name: getattr(args, s.name) for s in SETTINGS})
+        if args.command == "tail":
+            from tickfan.client.tail import run as tail
+
+            return tail(args)
         return token(args)
     except ConfigError as exc:
         print(f"tickfan: configuration error: {exc}", file=sys.stderr)
@@ -101,6 +109,10 @@ def prepare(flags: dict[str, Any]) -> Config:
             import uvloop  # noqa: F401
         except ImportError:
             raise ConfigError("--loop uvloop needs the uvloop package (pip install uvloop); or use --loop asyncio") from None
+    if config.broker != "memory":
+        from tickfan.brokers.redis import check_url
+
+        check_url(config.broker, config)  # bad, unreachable or another cluster's: one line, exit 2
     module = core_select.load(config.core)
     try:
         module.Core(
@@ -127,6 +139,8 @@ def serve(flags: dict[str, Any]) -> int:
     from granian.log import LogLevels
     from granian.server import Server
 
+    from tickfan.web.dashboard import console_lines
+
     config = prepare(flags)
     _raise_fd_limit(config.max_connections * config.workers + 1024)
     os.environ.update(config.to_env())
@@ -138,7 +152,8 @@ def serve(flags: dict[str, Any]) -> int:
         f"tickfan serving {url} (WebSocket {ws}); core={config.core} feed={config.feed} workers={config.workers}\n"
         f"granian: loop={config.loop} task-impl={config.task_impl} runtime-mode={config.runtime_mode} "
         f"runtime-threads={config.runtime_threads}\n"
-        f"mint a token:  tickfan token --sub alice{data_dir_flag}    (publisher: add --scope publish)",
+        f"mint a token:  tickfan token --sub alice{data_dir_flag}    (publisher: add --scope publish)\n"
+        f"{console_lines(config)}",
         flush=True,
     )
     server = Server(

@@ -109,6 +109,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("feed", str, "tick source: the simulator, or none (publishers use POST /api/ticks)", choices=FEEDS),
     Setting("core", str, "core implementation", choices=CORES),
     Setting("broker", str, "memory, or redis://host:port/db", metavar="URL"),
+    Setting("log_retention_s", float, "Redis broker: seconds of tick log kept for nodes that (re)join; 0: keep all", metavar="SECONDS"),
     Setting("data_dir", Path, "directory for the generated JWT secret and other state", metavar="DIR"),
     Setting("symbols", Path, "JSON file with the symbol universe (see docs/configuration.md)", metavar="FILE"),
     Setting("log_level", str, "log level", choices=("debug", "info", "warning", "error")),
@@ -161,6 +162,7 @@ class Config:
     feed: str = "sim"
     core: str = "auto"
     broker: str = "memory"
+    log_retention_s: float = 86_400.0
     data_dir: Path = Path(".tickfan")
     symbols: Path | None = None
     log_level: str = "info"
@@ -281,12 +283,9 @@ class Config:
             self.workers == 1 or self.broker != "memory",
             f"--workers {self.workers} needs a broker that spans processes: the in-memory broker "
             "lives in one process, so each worker would see only its own ticks. Use --workers 1, "
-            "or --broker redis://HOST:PORT/0.",
+            "or --broker redis://HOST:PORT/0 (a Redis 7 with AOF; see docs/operations.md).",
         )
-        need(
-            self.broker == "memory",
-            "the Redis broker is not available in this build; use --broker memory",
-        )
+        need(self.log_retention_s >= 0, "--log-retention-s must be >= 0 (0: keep the whole log)")
         need(self.jwt_algorithm in ALGORITHMS, f"--jwt-algorithm must be one of {', '.join(ALGORITHMS)}, got {self.jwt_algorithm!r}")
         if self.jwt_algorithm != "HS256":
             need(

@@ -16,6 +16,7 @@ __all__ = [
     "TooManySymbols",
     "TickRejected",
     "ConfigError",
+    "BrokerUnavailable",
 ]
 
 
@@ -56,3 +57,8 @@ class TickRejected(TickfanError, ValueError):
 
 class ConfigError(TickfanError, ValueError):
     """The configuration (flags, environment, files) is invalid; the message says how to fix it."""
+
+
+class BrokerUnavailable(TickfanError):
+    """The broker (Redis) did not answer in time; nothing is known to be applied. HTTP: 503 with
+    ``Retry-After``; a retry with the same ``Idempotency-Key`` is applied at most once."""

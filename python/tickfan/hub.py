@@ -1,11 +1,17 @@
-"""The asyncio side of the core: one per worker process, owned by the app's lifespan.
+"""The asyncio side of the core: one per worker process (a *node*), owned by the app's lifespan.
 
-The :class:`Hub` owns the sans-I/O ``Core`` and everything that makes it run in an event loop:
+The :class:`Hub` owns the sans-I/O ``Core`` (typed by ``tickfan/_core.pyi``); channels and routes
+reach the core only through the hub's methods. It holds:
 
-* the registry of sessions by ``conn_id`` (every socket of every channel has one);
-* :meth:`ingest`, the single entry point for ticks (``POST /api/ticks`` and the simulator);
+* the registry of connections by ``conn_id`` (every socket of every channel has one), seen as
+  :class:`Peer` so the hub does not depend on the session module, and the count of
+  unauthenticated sockets per remote address (:meth:`admit`, :meth:`release`);
+* :meth:`ingest`, the single entry point for ticks (``POST /api/ticks`` and the simulator): it
+  hands the batch to the broker (:mod:`tickfan.brokers`), which validates, publishes and has
+  every node apply it through :meth:`apply` (the hub is the broker's :class:`~tickfan.brokers.Node`);
   the core it builds refuses ticks stamped too far ahead of the server clock
   (``--max-ts-skew-ms``);
+* :meth:`deliver`: per-user events from the broker, handed to the channels that :meth:`listen`;
 * :meth:`dispatch`, called after every core call that can queue frames: it wakes the writers of
   connections whose queue went non-empty (``core.take_ready()``) and closes the ones that
   overflowed (``core.take_overflowed()`` -> ``slow_consumer``, 1013). It never awaits a socket,
@@ -14,19 +20,17 @@ The :class:`Hub` owns the sans-I/O ``Core`` and everything that makes it run in 
   ingest opens an earlier window;
 * one send watchdog task: a socket whose writer has completed no frame for ``send_timeout_s``
   while holding frames (a peer that stopped reading) is closed as a slow consumer too;
-* the ``epoch``: a fresh random string per hub, since ``seq`` numbering restarts with the
-  in-memory state.
+* the ``epoch``, which is the broker's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 from collections.abc import Callable, Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tickfan.auth import Verifier
 from tickfan.config import Config
@@ -35,9 +39,10 @@ from tickfan.metrics import Metrics
 from tickfan.protocol import CloseCode, ErrorCode
 
 if TYPE_CHECKING:
-    from tickfan.session import Session
+    from tickfan._core import Candle, Core
+    from tickfan.brokers.base import Broker, Event
 
-__all__ = ["Hub", "now_ms"]
+__all__ = ["Hub", "Peer", "now_ms"]
 
 _log = logging.getLogger("tickfan.hub")
 
@@ -46,56 +51,106 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class Hub:
-    """Core + sessions + flush timer of one worker."""
+class Peer(Protocol):
+    """One connection as the hub sees it (a :class:`tickfan.session.Session`)."""
 
-    def __init__(self, config: Config, core_module: ModuleType, verifier: Verifier, metrics: Metrics | None = None) -> None:
+    conn_id: int
+
+    @property
+    def closing(self) -> bool: ...
+
+    @property
+    def channel_name(self) -> str: ...
+
+    def wake(self, ingest_t: float | None = None) -> None: ...
+
+    def fail(self, code: ErrorCode, message: str | None = None) -> None: ...
+
+    def close(self, code: CloseCode = CloseCode.NORMAL) -> None: ...
+
+    def check_stall(self, now: float, timeout: float) -> bool:
+        """Whether the writer has held frames it could not write for ``timeout`` seconds."""
+        ...
+
+
+class Hub:
+    """Core + connections + flush timer of one worker; the node its broker drives."""
+
+    def __init__(
+        self,
+        config: Config,
+        core_module: ModuleType,
+        verifier: Verifier,
+        broker: Broker,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.config = config
         self.core_module = core_module
         self.verifier = verifier
+        self.broker = broker
         self.metrics = metrics or Metrics()
         self.universe = config.universe()
-        self.core: Any = core_module.Core(
+        self.intervals: dict[str, int] = dict(core_module.INTERVALS)
+        """Candle interval names and their length in ms."""
+        self._use_core(self._new_core())
+        self.started_at = time.time()
+        self.sessions: dict[int, Peer] = {}
+        self._unauthenticated: dict[str, int] = {}  # remote address -> open unauthenticated sockets
+        self.ready = False
+        self._listeners: dict[type, list[Callable[[str, Any], None]]] = {}
+        self._rearm = asyncio.Event()
+        self._armed_deadline: int | None = None
+        self._timer: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+
+    def _new_core(self) -> Core:
+        config = self.config
+        return self.core_module.Core(  # type: ignore[no-any-return]
             [(s.symbol, s.price_decimals, s.size_decimals) for s in self.universe],
             high_freq_per_s=config.high_freq_per_s,
             candle_capacity=config.candle_capacity() or None,
             max_queue_frames=config.max_queue_frames,
             max_queue_bytes=config.max_queue_bytes,
             max_symbols_per_connection=config.max_symbols_per_connection,
-            max_ts_skew_ms=config.max_ts_skew_ms,
+            # A broker that checks the clock where a batch is ingested (a cluster's) has the
+            # nodes apply its log whatever their own clocks say.
+            max_ts_skew_ms=None if self.broker.checks_clock else config.max_ts_skew_ms,
             resume_window_ms=config.resume_window_ms,
             resume_max_ticks=config.resume_max_ticks,
             high_water_frames=config.high_water(),
             low_water_frames=config.low_water_frames if config.high_water() is not None else 0,
             degrade_interval_ms=config.degrade_interval_ms,
         )
-        self.metrics.core_stats = self.core.stats
-        self.epoch = secrets.token_hex(8)
-        self.started_at = time.time()
-        self.sessions: dict[int, Session] = {}
-        self._unauthenticated: dict[str, int] = {}  # remote address -> open unauthenticated sockets
-        self.ready = False
-        self._rearm = asyncio.Event()
-        self._armed_deadline: int | None = None
-        self._timer: asyncio.Task[None] | None = None
-        self._watchdog: asyncio.Task[None] | None = None
-        self.after_ingest: list[Callable[[], None]] = []
-        """Called after every applied ingest, fan-out done (price alerts: ``take_fired``)."""
+
+    def _use_core(self, core: Core) -> None:
+        self.core = core
+        # The per-frame calls of a session, bound once (no extra hop on the hot path).
+        self.push: Callable[[int, str], bool] = core.push
+        self.drain: Callable[[int, int], list[str]] = core.drain
+        self.disconnect: Callable[[int], None] = core.disconnect
+        self.metrics.core_stats = core.stats
 
     @property
     def core_name(self) -> str:
         return str(self.core_module.IMPLEMENTATION)
 
+    @property
+    def epoch(self) -> str:
+        """``subscribed.epoch``: the broker's."""
+        return self.broker.epoch
+
     # --- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Start the broker (it loads what this node needs), then the flush timer."""
+        await self.broker.start(self)
         self._rearm = asyncio.Event()
         self._timer = asyncio.create_task(self._flush_loop(), name="tickfan-flush")
         self._watchdog = asyncio.create_task(self._watch_loop(), name="tickfan-send-watchdog")
         self.ready = True
 
     async def stop(self) -> None:
-        """Close every socket with 1001, wait for them (bounded), stop the timer."""
+        """Close every socket with 1001, wait for them (bounded), stop the timer. Idempotent."""
         self.ready = False
         sessions = list(self.sessions.values())
         for session in sessions:
@@ -111,9 +166,14 @@ class Hub:
                 except asyncio.CancelledError:
                     pass
 
-    # --- sessions -------------------------------------------------------------------------------
+    async def close(self) -> None:
+        """:meth:`stop`, then stop the broker (pending commits finish, the store closes)."""
+        await self.stop()
+        await self.broker.stop()
 
-    def register(self, session: Session) -> int:
+    # --- connections ----------------------------------------------------------------------------
+
+    def register(self, session: Peer) -> int:
         conn_id = int(self.core.connect())
         self.sessions[conn_id] = session
         return conn_id
@@ -154,9 +214,9 @@ class Hub:
                 if session is not None and not session.closing:
                     self._slow_consumer(session, "its queue overflowed")
 
-    def _slow_consumer(self, session: Session, why: str) -> None:
+    def _slow_consumer(self, session: Peer, why: str) -> None:
         self.metrics.slow_consumers_disconnected += 1
-        _log.info("closing slow consumer: connection %d (%s): %s", session.conn_id, session.channel.name, why)
+        _log.info("closing slow consumer: connection %d (%s): %s", session.conn_id, session.channel_name, why)
         session.fail(ErrorCode.SLOW_CONSUMER)
 
     async def _watch_loop(self) -> None:
@@ -173,10 +233,54 @@ class Hub:
                     self.metrics.send_timeouts += 1
                     self._slow_consumer(session, f"no frame sent for {timeout:g} s")
 
+    # --- market data (the core, for channels and routes) ----------------------------------------
+
+    def symbols(self) -> list[tuple[str, int, int]]:
+        """``(name, price_decimals, size_decimals)`` in universe order."""
+        return self.core.symbols()
+
+    def subscribe(
+        self, conn_id: int, symbols: Sequence[str], mode: str, interval_ms: int | None
+    ) -> tuple[list[str], list[str], list[str]]:
+        """``core.subscribe`` now: ``(subscribed, unknown, snapshots)``; same errors."""
+        return self.core.subscribe(conn_id, symbols, mode, interval_ms, now_ms())
+
+    def subscriptions(self, conn_id: int) -> list[tuple[str, str, int]]:
+        """``core.subscriptions``: ``(symbol, mode, interval_ms)`` in universe order."""
+        return self.core.subscriptions(conn_id)
+
+    def resume(
+        self, conn_id: int, symbol: str, last_seq: int, epoch_matches: bool
+    ) -> tuple[list[str], tuple[int, int | None, str] | None]:
+        """``core.resume``: the missed ticks (to queue after the ack) or the gap."""
+        return self.core.resume(conn_id, symbol, last_seq, epoch_matches)
+
+    def unsubscribe(self, conn_id: int, symbols: Sequence[str]) -> list[str]:
+        return self.core.unsubscribe(conn_id, symbols)
+
+    def backfill(self, symbol: str, interval: str, since_ms: int) -> tuple[list[Candle], bool]:
+        return self.core.backfill(symbol, interval, since_ms)
+
+    def recent_candles(self, symbol: str, interval: str, limit: int) -> tuple[list[Candle], bool]:
+        return self.core.recent_candles(symbol, interval, limit)
+
+    def latest(self, symbol: str) -> tuple[int, int, float, float] | None:
+        """``(seq, ts, price, size)`` of the symbol's latest applied tick, or None."""
+        return self.core.latest(symbol)
+
     # --- ticks ----------------------------------------------------------------------------------
 
-    def ingest(self, ticks: Sequence[tuple[str, Any, Any, Any]]) -> int:
-        """Apply ticks (all or nothing; raises ``TickRejected``) and fan them out.
+    async def ingest(self, ticks: Sequence[Any], idempotency_key: str | None = None) -> int:
+        """The one entry point for ticks: :meth:`tickfan.brokers.Broker.ingest`."""
+        try:
+            return await self.broker.ingest(ticks, idempotency_key)
+        except TickRejected as exc:
+            if not getattr(exc, "counted", False):  # a cluster broker refused it before any apply
+                self.metrics.ticks_refused += len(exc.errors)
+            raise
+
+    def apply(self, ticks: Sequence[Any]) -> int:
+        """Apply a batch to the core (all or nothing; raises ``TickRejected``) and fan it out.
 
         The core refuses, among its rules, a tick whose ``ts`` is more than ``max_ts_skew_ms``
         ahead of the server clock (one accepted far-future tick would make every later tick of
@@ -187,18 +291,62 @@ class Hub:
             applied = int(self.core.ingest(ticks, now_ms()))
         except TickRejected as exc:
             self.metrics.ticks_refused += len(exc.errors)
+            exc.counted = True  # type: ignore[attr-defined]
             raise
         self.dispatch(ingest_t)
-        for hook in self.after_ingest:
-            hook()
         deadline = self.core.next_deadline_ms()
         if deadline is not None and (self._armed_deadline is None or deadline < self._armed_deadline):
             self._rearm.set()
         return applied
 
+    def new_epoch(self, epoch: str) -> None:
+        """The broker lost its tick state: seq restarts at 1 in a fresh core.
+
+        Every socket is closed with 1012 (market-data clients resubscribe and see the new epoch;
+        the per-user channels reload their state, which was lost with the tick state), since
+        sessions hold the old core's queue. The new core hands out connection ids above every
+        open one, so a closing session never shares an id with a new one.
+        """
+        _log.warning("new epoch %s: closing every socket (1012), fresh core", epoch)
+        for session in list(self.sessions.values()):
+            session.close(CloseCode.SERVICE_RESTART)
+        core = self._new_core()
+        highest = max(self.sessions, default=0)
+        while (conn_id := int(core.connect())) < highest:
+            core.disconnect(conn_id)
+        core.disconnect(conn_id)
+        self._use_core(core)
+        self._rearm.set()  # the timer re-reads the deadline of the new core
+
+    # --- price alerts in the core (the memory broker arms and fires them here) --------------
+
+    def arm_alert(self, alert_id: int, symbol: str, direction: str, level: float) -> None:
+        """``core.add_alert``: ``UnknownSymbol``, ``InvalidArgument``."""
+        self.core.add_alert(alert_id, symbol, direction, level)
+
+    def disarm_alert(self, alert_id: int) -> bool:
+        return self.core.remove_alert(alert_id)
+
+    def take_fired(self) -> list[tuple[int, str, int, int, float]]:
+        """Alerts fired since the last call: ``(alert_id, symbol, seq, ts, price)``."""
+        return self.core.take_fired()
+
+    # --- per-user events ------------------------------------------------------------------------
+
+    def listen(self, kind: type, handler: Callable[[str, Any], None]) -> None:
+        """Call ``handler(user_id, event)`` for every delivered event of type ``kind``."""
+        self._listeners.setdefault(kind, []).append(handler)
+
+    def deliver(self, user_id: str, event: Event) -> None:
+        """A per-user event from the broker: to the listening channels, which find the sockets."""
+        for handler in self._listeners.get(type(event), ()):
+            handler(user_id, event)
+
+    # --- flush timer ----------------------------------------------------------------------------
+
     async def _flush_loop(self) -> None:
-        core = self.core
         while True:
+            core = self.core  # a new epoch replaces it
             deadline = core.next_deadline_ms()
             self._armed_deadline = deadline
             self._rearm.clear()

@@ -45,6 +45,8 @@ class Metrics:
         self.unauthenticated = 0  # open sockets not (yet) authenticated
         self.unauthenticated_refused = 0
         self.core_stats: Callable[[], dict[str, int]] = dict
+        self.broker_stats: Callable[[], dict[str, float]] = dict
+        """A cluster broker's counters (``RedisBroker.stats``); empty for the memory broker."""
         self.registry = CollectorRegistry(auto_describe=True)
         self.fanout_counts = [0] * (len(_LATENCY_BUCKETS) + 1)  # per bucket, the last is +Inf
         self.fanout_sum = 0.0
@@ -121,3 +123,15 @@ class _Collector(Collector):
             sum_value=m.fanout_sum,
         )
         yield GaugeMetricFamily("tickfan_subscriptions", "Active symbol subscriptions", value=stats.get("subscriptions", 0))
+        broker = m.broker_stats()
+        if broker:
+            yield GaugeMetricFamily("tickfan_broker_ready", "1 when the broker is reachable and this node caught up", value=broker["ready"])
+            yield CounterMetricFamily("tickfan_broker_reconnects", "Reconnections of the log reader", value=broker["reconnects"])
+            yield CounterMetricFamily("tickfan_broker_unavailable", "Broker calls that timed out or failed (503s)", value=broker["unavailable"])
+            yield CounterMetricFamily("tickfan_broker_entries_applied", "Log entries applied by this node", value=broker["entries_applied"])
+            yield GaugeMetricFamily(
+                "tickfan_broker_apply_delay_seconds",
+                "Of the last log entry applied: from its append in Redis (the entry id's clock) to its apply here",
+                value=broker["apply_delay_s"],
+            )
+            yield GaugeMetricFamily("tickfan_broker_feed_leader", "1 while this node holds the simulated feed's lease", value=broker["leader"])

@@ -64,6 +64,7 @@ class CloseCode(enum.IntEnum):
     POLICY_VIOLATION = 1008  # auth_required, token_expired, rate_limited after a sustained flood
     MESSAGE_TOO_BIG = 1009  # message_too_large
     INTERNAL_ERROR = 1011
+    SERVICE_RESTART = 1012  # the broker's epoch changed: resubscribe
     TRY_AGAIN_LATER = 1013  # slow_consumer; a new socket over the per-address unauthenticated limit
 
 

@@ -10,7 +10,7 @@ A :class:`Channel` is the small part that differs per endpoint: its ``name`` (th
 * the inbound frame-size limit (``message_too_large``, 1009) and a per-connection token bucket
   (``rate_limited``; a flood lasting ``rate_limit_close_s`` closes with 1008);
 * ONE outbound path: every frame (ticks, acks, errors, pongs, a channel's own messages) goes
-  through the core's per-connection queue (``core.push``/``core.drain``), so ordering and queue
+  through the core's per-connection queue (``hub.push``/``hub.drain``), so ordering and queue
   limits are uniform; one writer task per connection drains it and writes through the raw ASGI
   ``send`` callable (no framework wrapper per frame);
 * slow consumers: when the core reports the queue overflowed, or the hub's send watchdog finds
@@ -136,7 +136,7 @@ class Session:
         """Free space for the channel's per-connection data."""
         self._decoder = decoder
         self._send = send
-        self._core = hub.core
+        self._hub_push = hub.push
         self._bucket = TokenBucket(self.config.rate_limit_per_s, self.config.rate_limit_burst)
         self._flooding = False
         self._flood_began = 0.0
@@ -162,11 +162,15 @@ class Session:
     def closing(self) -> bool:
         return self._close_code is not None
 
+    @property
+    def channel_name(self) -> str:
+        return self.channel.name
+
     def send(self, frame: str) -> bool:
         """Queue one frame; False if it was dropped (closing, or the queue overflowed)."""
         if self._close_code is not None:
             return False
-        ok = self._core.push(self.conn_id, frame)
+        ok = self._hub_push(self.conn_id, frame)
         self.hub.dispatch()
         return ok
 
@@ -228,7 +232,7 @@ class Session:
                 timer.cancel()
             self._timers.clear()
             if self._final is None:
-                self._core.disconnect(self.conn_id)
+                self.hub.disconnect(self.conn_id)
             self._release_peer()
             self.hub.unregister(self.conn_id)
             metrics.connection_closed(self.channel.name)
@@ -272,10 +276,10 @@ class Session:
             return
         self._close_code = code
         self._last_in = asyncio.get_running_loop().time()  # the linger waits one quiet period at least
-        queued = self._core.drain(self.conn_id, self.config.max_queue_frames) if keep_queued else []
+        queued = self.hub.drain(self.conn_id, self.config.max_queue_frames) if keep_queued else []
         self._final = queued + last
         # Nothing more is queued for this connection from here on.
-        self._core.disconnect(self.conn_id)
+        self.hub.disconnect(self.conn_id)
         for timer in self._timers.values():
             timer.cancel()
         self._timers["close"] = asyncio.get_running_loop().call_later(
@@ -287,7 +291,7 @@ class Session:
 
     async def _write_loop(self) -> None:
         send = self._send
-        drain = self._core.drain
+        drain = self.hub.drain
         conn_id = self.conn_id
         metrics = self.hub.metrics
         loop = asyncio.get_running_loop()

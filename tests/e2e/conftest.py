@@ -1,32 +1,56 @@
-"""Fixtures of the end-to-end suite (the harness is ``tickfan_e2e.py``). Every fixture runs once per core.
+"""Fixtures of the end-to-end suite (the harness is ``tickfan_e2e.py``). Every fixture runs once
+per backend of :data:`BACKENDS`: each core on the memory broker, and the Rust core on the Redis
+broker (a private redis-server, ``tests/redis_server.py``), so the suites of every channel and
+route run against both brokers without running everything three times.
 
-- ``server``: one process per core for the whole session (``--feed none``), with a short auth
+- ``server``: one process per backend for the whole session (``--feed none``), with a short auth
   timeout, a small per-connection queue, a 6-symbol cap and test-only symbols, for the protocol
   tests (auth, messages, market data, HTTP routes).
-- ``sim_server``: one per core for the session with the simulator on (batch == tick under load).
-- ``plain_server``: one per core for the session, ``--feed none`` and otherwise default settings,
-  shared by the alerts, bots, notifications and performance tests (users kept apart by ``users()``).
-  It is not ``server``: both families publish to the same symbols with their own timestamps, and
-  the server refuses a tick older than the last one of its symbol.
+- ``sim_server``: one per backend for the session with the simulator on (batch == tick under load).
+- ``plain_server``: one per backend for the session, ``--feed none`` and otherwise default
+  settings, shared by the alerts, bots, notifications and performance tests (users kept apart by
+  ``users()``). It is not ``server``: both families publish to the same symbols with their own
+  timestamps, and the server refuses a tick older than the last one of its symbol. (On Redis
+  each session server has its own database number, for the same reason.)
 - ``fresh_server``: a factory for tests that restart a server or need special settings; each
-  call starts a new ``--feed none`` server in the test's tmp dir, stopped when the test ends.
+  call starts a new ``--feed none`` server in the test's tmp dir, stopped when the test ends
+  (on Redis: all on one redis-server of the test's own, which outlives their restarts).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tickfan_e2e import CORES, Server, write_universe
+from redis_server import RedisServer
+from tickfan_e2e import Server, write_universe
+
+BACKENDS = [("python", "memory"), ("rust", "memory"), ("rust", "redis")]
+"""(core, broker) pairs every fixture runs over."""
+IDS = ["python", "rust", "rust-redis"]
+if os.environ.get("TICKFAN_E2E_WORKERS2"):  # one-off runs: the Redis backend as 2 workers
+    BACKENDS.append(("rust", "redis-w2"))
+    IDS.append("rust-redis-w2")
+_DB = {"server": 1, "sim_server": 2, "plain_server": 3}
 
 
-@pytest.fixture(scope="session", params=CORES)
+def _broker_args(broker: str, request: pytest.FixtureRequest, fixture: str) -> tuple[str, ...]:
+    if broker == "memory":
+        return ()
+    redis: RedisServer = request.getfixturevalue("redis_server")
+    workers = ("--workers", "2") if broker == "redis-w2" else ()
+    return ("--broker", f"redis://127.0.0.1:{redis.port}/{_DB[fixture] + (4 if workers else 0)}", *workers)
+
+
+@pytest.fixture(scope="session", params=BACKENDS, ids=IDS)
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp(f"srv-{request.param}")
+    core, broker = request.param
+    data_dir = tmp_path_factory.mktemp(f"srv-{core}-{broker}")
     srv = Server(
-        request.param,
+        core,
         data_dir,
         "--feed", "none",
         "--symbols", str(write_universe(data_dir / "symbols.json")),
@@ -34,35 +58,63 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         "--max-queue-bytes", str(1024 * 1024),
         "--max-symbols-per-connection", "6",
         "--log-level", "warning",
+        *_broker_args(broker, request, "server"),
     ).start()
+    srv.broker = broker
     yield srv
     srv.stop()
 
 
-@pytest.fixture(scope="session", params=CORES)
+@pytest.fixture(scope="session", params=BACKENDS, ids=IDS)
 def sim_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(request.param, tmp_path_factory.mktemp(f"sim-{request.param}"), "--feed", "sim", "--log-level", "warning").start()
+    core, broker = request.param
+    srv = Server(core, tmp_path_factory.mktemp(f"sim-{core}-{broker}"), "--feed", "sim", "--log-level", "warning",
+                 *_broker_args(broker, request, "sim_server")).start()
+    srv.broker = broker
     yield srv
     srv.stop()
 
 
-@pytest.fixture(scope="session", params=CORES)
+@pytest.fixture(scope="session", params=BACKENDS, ids=IDS)
 def plain_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(request.param, tmp_path_factory.mktemp(f"plain-{request.param}"), "--feed", "none", "--log-level", "warning").start()
+    core, broker = request.param
+    srv = Server(core, tmp_path_factory.mktemp(f"plain-{core}-{broker}"), "--feed", "none", "--log-level", "warning",
+                 *_broker_args(broker, request, "plain_server")).start()
+    srv.broker = broker
     yield srv
     srv.stop()
 
 
-@pytest.fixture(params=CORES)
+@pytest.fixture(params=BACKENDS, ids=IDS)
 def fresh_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    core, broker = request.param
     started: list[Server] = []
+    redis = RedisServer(tmp_path / "redis").start() if broker.startswith("redis") else None
 
     def start(*extra: str, env: dict[str, str] | None = None) -> Server:
         data_dir = tmp_path / f"data{len(started)}"
-        srv = Server(request.param, data_dir, "--feed", "none", "--log-level", "warning", *extra, env=env)
+        via = ("--broker", redis.url) if redis is not None else ()
+        if broker == "redis-w2":
+            via += ("--workers", "2")
+        srv = Server(core, data_dir, "--feed", "none", "--log-level", "warning", *via, *extra, env=env)
+        srv.broker = broker
         started.append(srv)
         return srv.start()
 
     yield start
     for srv in started:
         srv.stop()
+    if redis is not None:
+        redis.stop()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect (not skip) the Redis-backend cases of ``memory_broker_only`` tests."""
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_redis = callspec is not None and any("redis" in str(v) for v in callspec.params.values())
+        (drop if on_redis and item.get_closest_marker("memory_broker_only") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep

@@ -11,8 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tickfan.stores import SqliteStore
-from tickfan.web.services import STORE_FILE
+from tickfan.stores import SqliteStore, Store
+from tickfan.brokers import STORE_FILE
+from tickfan.brokers.redis import RedisStore
 from tickfan_e2e import Server, barrier, bearer, recv_json, run, users
 
 pytestmark = pytest.mark.e2e
@@ -96,7 +97,9 @@ def test_an_oversized_stored_notification_never_poisons_the_channel(fresh_server
     srv.stop()
 
     async def write_directly() -> None:  # as a server without the caps would have stored it
-        store = SqliteStore(srv.data_dir / STORE_FILE)
+        store: Store = SqliteStore(srv.data_dir / STORE_FILE)
+        if srv.broker != "memory":  # the Redis broker's store, in the server's Redis
+            store = RedisStore(srv.extra[srv.extra.index("--broker") + 1], timeout=30)
         await store.open()
         try:
             await store.add_notification(user, "info", "small", "", {"n": 1}, 1)

@@ -37,13 +37,20 @@ def tickfan(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
         ([], {"TICKFAN_CORE": "quantum"}, "unknown core"),
         (["--jwt-algorithm", "RS256", "--jwt-public-key", "/nonexistent/key.pem"], {}, "cannot read"),
         (["--symbols", "/nonexistent/symbols.json"], {}, "symbols file"),
+        (["--broker", "redis://127.0.0.1:notaport/0"], {}, "not a valid Redis URL"),
+        (["--broker", "kafka://127.0.0.1:9092"], {}, "--broker must be"),
+        ([], {"TICKFAN_BROKER": "redis://:hunter2@127.0.0.1:1/0"}, "cannot reach Redis"),
     ],
-    ids=["workers_memory", "bad_port", "bad_port_env", "unknown_core_flag", "unknown_core_env", "unreadable_key", "unreadable_symbols"],
+    ids=["workers_memory", "bad_port", "bad_port_env", "unknown_core_flag", "unknown_core_env", "unreadable_key", "unreadable_symbols",
+         "broker_bad_url", "broker_unknown_scheme", "broker_unreachable"],
 )
 def test_invalid_configuration_is_refused_clearly(tmp_path: Path, args: list[str], env: dict[str, str], needle: str) -> None:
     result = tickfan("serve", "--data-dir", str(tmp_path), "--feed", "none", *args, env=env)
     assert result.returncode == 2
     assert needle in result.stderr
+    if "--broker" in args or "TICKFAN_BROKER" in env:
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr  # one line
+        assert "hunter2" not in result.stderr  # a Redis password is never printed
 
 
 def test_zero_config_secret_and_token_command(tmp_path: Path) -> None:

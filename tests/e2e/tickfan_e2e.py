@@ -71,6 +71,8 @@ class Server:
 
     def __init__(self, core: str, data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> None:
         self.core = core
+        self.broker = "memory"
+        """The broker the fixture gave it (``memory`` or ``redis``), for tests that differ."""
         self.port = free_port()
         self.data_dir = data_dir
         self.log_path = data_dir / "server.log"
@@ -284,6 +286,7 @@ class Watcher:
         self.ws = await self.server.authed("healthy-watcher")
         await self.ws.send(json.dumps({"type": "subscribe", "symbols": [WATCHED], "mode": "tick"}))
         await recv_until(self.ws, lambda m: m["type"] == "subscribed")
+        await barrier(self.ws)  # drops the snapshot (the symbol's last tick) when it has traded
         self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._publish())]
         return self
 

@@ -63,14 +63,19 @@ class SimFeed:
         self._next_error_log = 0.0
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="tickfan-sim")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
             try:
-                await self._task
+                await task
             except asyncio.CancelledError:
                 pass
 
@@ -90,10 +95,10 @@ class SimFeed:
                 ticks.append((walk.symbol, walk.units / walk.pd, size_units / walk.sd, ts))
         return ticks
 
-    def emit(self, ticks: list[tuple[str, float, float, int]]) -> int:
+    async def emit(self, ticks: list[tuple[str, float, float, int]]) -> int:
         """Ingest ``ticks``, dropping the ones the hub refuses; return how many were applied."""
         try:
-            return self.hub.ingest(ticks)
+            return await self.hub.ingest(ticks)
         except TickRejected as exc:
             refused = dict(exc.errors)
         self._note_refused(ticks, refused)
@@ -101,7 +106,7 @@ class SimFeed:
         if not rest:
             return 0
         try:
-            return self.hub.ingest(rest)  # valid alone: each was checked after earlier valid ones
+            return await self.hub.ingest(rest)  # valid alone: each was checked after earlier valid ones
         except TickRejected as exc:  # pragma: no cover - only if the core's rules change
             self._note_refused(rest, dict(exc.errors))
             return 0
@@ -128,7 +133,7 @@ class SimFeed:
             if not ticks:
                 continue
             try:
-                self.emit(ticks)
+                await self.emit(ticks)
             except Exception:  # noqa: BLE001 - a bug must not stop the feed; logged once a minute
                 if now >= self._next_error_log:
                     _log.exception("simulated ticks failed")

@@ -11,7 +11,9 @@ from typing import Any, Literal
 
 import msgspec
 
-__all__ = ["Alert", "FiredAlert", "Notification", "Store"]
+from tickfan.bots import BotState
+
+__all__ = ["Alert", "BotState", "FiredAlert", "Notification", "Store"]
 
 Direction = Literal["above", "below"]
 
@@ -47,8 +49,8 @@ class FiredAlert(msgspec.Struct, frozen=True):
 
 
 class Store(abc.ABC):
-    """Notifications and alerts, durable across restarts. All methods are coroutines that never
-    block the event loop."""
+    """Notifications, alerts and bot states, durable across restarts. All methods are coroutines
+    that never block the event loop."""
 
     @abc.abstractmethod
     async def open(self) -> None:
@@ -116,3 +118,20 @@ class Store(abc.ABC):
         Returns None, storing nothing, if the alert no longer exists (deleted, or fired
         before a restart). Both happen or neither does, so an alert notifies at most once.
         """
+
+    # --- bot states -----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def put_bot(
+        self, user_id: str, bot_id: str, status: str, ts: int, detail: Any
+    ) -> BotState:
+        """Replace the state of the user's bot; return it with the user's running count after it.
+
+        The count is computed in the same transaction as the write, so concurrent updates each
+        get the exact count at their own instant. ``ValueError`` naming the allowed values for a
+        status outside :data:`tickfan.bots.STATUSES` (nothing is stored).
+        """
+
+    @abc.abstractmethod
+    async def bots(self, user_id: str) -> list[BotState]:
+        """The user's bots by ``bot_id``, each carrying the user's *current* running count."""

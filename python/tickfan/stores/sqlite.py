@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from tickfan.bots import BotState, check_status
 from tickfan.stores.base import Alert, Direction, FiredAlert, Notification, Store
 
 __all__ = ["SqliteStore"]
@@ -48,6 +49,15 @@ CREATE TABLE IF NOT EXISTS alerts (
     created_at  INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS alerts_by_user ON alerts (user_id, id);
+CREATE TABLE IF NOT EXISTS bots (
+    user_id     TEXT    NOT NULL,
+    bot_id      TEXT    NOT NULL,
+    status      TEXT    NOT NULL,
+    ts          INTEGER NOT NULL,
+    detail      TEXT,
+    PRIMARY KEY (user_id, bot_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS bots_running_by_user ON bots (user_id) WHERE status = 'running';
 """
 
 _N_COLUMNS = "id, kind, title, body, data, created_at, read"
@@ -69,7 +79,7 @@ def _alert(row: tuple[Any, ...]) -> Alert:
 
 
 class SqliteStore(Store):
-    """Notifications and alerts in one SQLite file (``path``), safe to reopen after a restart."""
+    """Notifications, alerts and bot states in one SQLite file (``path``), safe to reopen after a restart."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self._path = os.fspath(path)
@@ -285,3 +295,57 @@ class SqliteStore(Store):
     ) -> FiredAlert | None:
         raw = None if data is None else _encode(data)
         return await self._run(self._fire_alert_sync, alert_id, kind, title, body, raw, created_at)
+
+    # --- bot states -----------------------------------------------------------------------
+
+    def _running_sync(self, user_id: str) -> int:
+        row = self._conn().execute(
+            "SELECT COUNT(*) FROM bots WHERE user_id = ? AND status = 'running'", (user_id,)
+        ).fetchone()
+        return int(row[0])
+
+    def _put_bot_sync(
+        self, user_id: str, bot_id: str, status: str, ts: int, detail: bytes | None
+    ) -> BotState:
+        db = self._conn()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute(
+                "INSERT INTO bots (user_id, bot_id, status, ts, detail) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (user_id, bot_id) DO UPDATE SET"
+                " status = excluded.status, ts = excluded.ts, detail = excluded.detail",
+                (user_id, bot_id, status, ts, detail),
+            )
+            running = self._running_sync(user_id)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return BotState(bot_id, status, ts, running, None if detail is None else _decode(detail))
+
+    async def put_bot(
+        self, user_id: str, bot_id: str, status: str, ts: int, detail: Any
+    ) -> BotState:
+        check_status(status)
+        raw = None if detail is None else _encode(detail)
+        return await self._run(self._put_bot_sync, user_id, bot_id, status, ts, raw)
+
+    def _bots_sync(self, user_id: str) -> list[BotState]:
+        db = self._conn()
+        # One read transaction: the count and the rows are of the same instant.
+        db.execute("BEGIN")
+        try:
+            running = self._running_sync(user_id)
+            rows = db.execute(
+                "SELECT bot_id, status, ts, detail FROM bots WHERE user_id = ? ORDER BY bot_id",
+                (user_id,),
+            ).fetchall()
+        finally:
+            db.execute("COMMIT")
+        return [
+            BotState(r[0], r[1], r[2], running, None if r[3] is None else _decode(r[3]))
+            for r in rows
+        ]
+
+    async def bots(self, user_id: str) -> list[BotState]:
+        return await self._run(self._bots_sync, user_id)

@@ -14,10 +14,9 @@ import msgspec
 from msgspec import Meta
 from litestar import Request, Response, delete, get, post
 
-from tickfan.alerts import AlertBook
 from tickfan.errors import InvalidArgument, UnknownSymbol
 from tickfan.stores import Alert
-from tickfan.web.api import MAX_BODY_BYTES, ApiError, decode_body, require_principal
+from tickfan.web.api import MAX_BODY_BYTES, ApiError, broker_of, decode_body, require_principal
 
 __all__ = ["ROUTES"]
 
@@ -30,10 +29,6 @@ class _AlertBody(msgspec.Struct, forbid_unknown_fields=True):
     symbol: Annotated[str, Meta(max_length=MAX_SYMBOL_CHARS)]
     above: float | None = None
     below: float | None = None
-
-
-def book_of(request: Request[Any, Any, Any]) -> AlertBook:
-    return request.app.state.alerts  # type: ignore[no-any-return]
 
 
 def _view(alert: Alert) -> dict[str, Any]:
@@ -57,7 +52,7 @@ async def create_alert(request: Request[Any, Any, Any]) -> dict[str, int]:
     if not math.isfinite(level) or level <= 0:
         raise ApiError(422, f'"{direction}" must be a finite number > 0')
     try:
-        alert = await book_of(request).create(principal.sub, body.symbol, direction, level)
+        alert = await broker_of(request).add_alert(principal.sub, body.symbol, direction, level)
     except UnknownSymbol:
         raise ApiError(422, f"unknown symbol {body.symbol[:40]!r}") from None
     except InvalidArgument as exc:
@@ -68,13 +63,13 @@ async def create_alert(request: Request[Any, Any, Any]) -> dict[str, int]:
 @get("/api/alerts")
 async def list_alerts(request: Request[Any, Any, Any]) -> dict[str, list[dict[str, Any]]]:
     principal = require_principal(request)
-    return {"alerts": [_view(a) for a in await book_of(request).list(principal.sub)]}
+    return {"alerts": [_view(a) for a in await broker_of(request).store.list_alerts(principal.sub)]}
 
 
 @delete("/api/alerts/{alert_id:int}", status_code=204)
 async def delete_alert(request: Request[Any, Any, Any], alert_id: int) -> Response[None]:
     principal = require_principal(request)
-    if not 0 < alert_id <= _MAX_ID or not await book_of(request).delete(principal.sub, alert_id):
+    if not 0 < alert_id <= _MAX_ID or not await broker_of(request).delete_alert(principal.sub, alert_id):
         raise ApiError(404, f"no alert {alert_id} of yours")
     return Response(None, status_code=204)
 

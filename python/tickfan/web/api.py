@@ -29,7 +29,8 @@ from litestar import Request, Response, get, post
 from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
 
 from tickfan.auth import PUBLISH_SCOPE, AuthError, Principal
-from tickfan.errors import InvalidArgument, TickRejected, UnknownSymbol
+from tickfan.brokers import Broker
+from tickfan.errors import BrokerUnavailable, InvalidArgument, TickRejected, UnknownSymbol
 from tickfan.hub import Hub
 from tickfan.metrics import CONTENT_TYPE
 
@@ -37,6 +38,8 @@ __all__ = [
     "ROUTES",
     "require_principal",
     "hub_of",
+    "broker_of",
+    "IDEMPOTENCY_KEY",
     "ApiError",
     "error_response",
     "decode_json",
@@ -47,6 +50,10 @@ __all__ = [
 ]
 
 _TICK_KEYS = ("symbol", "price", "size", "ts")
+RETRY_AFTER_S = "1"
+"""``Retry-After`` of a 503 while the broker is unreachable (docs/protocol.md)."""
+IDEMPOTENCY_KEY = "idempotency-key"
+_MAX_KEY_CHARS = 256
 _MAX_TS = 2**53 - 1
 
 
@@ -63,6 +70,9 @@ def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[
     if isinstance(exc, HTTPException):
         status, detail = exc.status_code, exc.detail
         headers = dict(exc.headers or {})
+    elif isinstance(exc, BrokerUnavailable):
+        status, headers = 503, {"Retry-After": RETRY_AFTER_S}
+        detail = "The broker is unavailable; nothing is known to be applied. Retry (with the same Idempotency-Key)"
     else:
         status, detail, headers = 500, "Internal server error", {}
     body: dict[str, Any] = {"error": detail, "status_code": status}
@@ -147,6 +157,10 @@ def hub_of(request: Request[Any, Any, Any]) -> Hub:
     return request.app.state.hub  # type: ignore[no-any-return]
 
 
+def broker_of(request: Request[Any, Any, Any]) -> Broker:
+    return hub_of(request).broker
+
+
 def require_principal(request: Request[Any, Any, Any], scope: str | None = None) -> Principal:
     """The request's principal; 401 without a valid bearer token, 403 without ``scope``."""
     header = request.headers.get("authorization", "")
@@ -164,8 +178,11 @@ def require_principal(request: Request[Any, Any, Any], scope: str | None = None)
 
 @post("/api/ticks", status_code=202)
 async def post_ticks(request: Request[Any, Any, Any]) -> dict[str, int]:
-    require_principal(request, PUBLISH_SCOPE)
+    principal = require_principal(request, PUBLISH_SCOPE)
     hub = hub_of(request)
+    key = request.headers.get(IDEMPOTENCY_KEY)
+    if key is not None and not 1 <= len(key) <= _MAX_KEY_CHARS:
+        raise ApiError(422, f"Idempotency-Key must be 1 to {_MAX_KEY_CHARS} characters")
     body = await decode_body(request)
     if not isinstance(body, list):
         raise ApiError(422, "The body must be a JSON array of ticks {symbol, price, size, ts}")
@@ -179,7 +196,8 @@ async def post_ticks(request: Request[Any, Any, Any]) -> dict[str, int]:
             shape_errors[index] = problem
             ticks.append(None)  # the core refuses it as well, so nothing of the request applies
     try:
-        accepted = hub.ingest(ticks)
+        # Keys are per publisher: two publishers never answer each other's retries.
+        accepted = await hub.ingest(ticks, None if key is None else f"{principal.sub}\n{key}")
     except TickRejected as exc:
         messages = dict(exc.errors)
         messages.update(shape_errors)
@@ -205,10 +223,10 @@ def _shape_problem(item: Any) -> str | None:
 @get("/api/symbols")
 async def get_symbols(request: Request[Any, Any, Any]) -> dict[str, Any]:
     require_principal(request)
-    core = hub_of(request).core
     return {
         "symbols": [
-            {"symbol": name, "price_decimals": pd, "size_decimals": sd} for name, pd, sd in core.symbols()
+            {"symbol": name, "price_decimals": pd, "size_decimals": sd}
+            for name, pd, sd in hub_of(request).symbols()
         ]
     }
 
@@ -227,13 +245,13 @@ async def get_candles(
         raise ApiError(422, "limit must be between 1 and 100000")
     if since is not None and not 0 <= since <= _MAX_TS:
         raise ApiError(422, f"since must be between 0 and {_MAX_TS}")
-    if interval not in hub.core_module.INTERVALS:
-        raise ApiError(422, f"unknown interval {interval[:16]!r}; one of {', '.join(hub.core_module.INTERVALS)}")
+    if interval not in hub.intervals:
+        raise ApiError(422, f"unknown interval {interval[:16]!r}; one of {', '.join(hub.intervals)}")
     try:
         if since is None:
-            candles, complete = hub.core.recent_candles(symbol, interval, limit)
+            candles, complete = hub.recent_candles(symbol, interval, limit)
         else:
-            candles, complete = hub.core.backfill(symbol, interval, since)
+            candles, complete = hub.backfill(symbol, interval, since)
             candles = candles[:limit]
     except UnknownSymbol:
         raise ApiError(422, f"unknown symbol {symbol[:40]!r}") from None
@@ -250,12 +268,14 @@ async def healthz() -> dict[str, str]:
 @get("/readyz")
 async def readyz(request: Request[Any, Any, Any]) -> Response[Any]:
     hub = hub_of(request)
-    notifications = getattr(request.app.state, "notifications", None)  # the store behind it
-    store_ok = notifications is None or await notifications.store.ping()
+    store_ok = await hub.broker.ready()
     ready = hub.ready and store_ok
     status = "ready" if ready else "starting" if not hub.ready else "unavailable"
-    body = {"status": status, "core": hub.core_name, "broker": hub.config.broker,
+    body = {"status": status, "core": hub.core_name, "broker": hub.config.broker.partition("://")[0],
             "store": "ok" if store_ok else "unreachable"}
+    readiness = getattr(hub.broker, "readiness", None)  # the Redis broker says why not
+    if readiness is not None and not store_ok:
+        body["reason"] = readiness() or "unknown"
     return Response(body, status_code=200 if ready else 503)
 
 

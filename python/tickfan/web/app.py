@@ -11,6 +11,7 @@ adding HTTP routes is one line in :data:`ROUTE_MODULES`' list (handlers exported
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -22,11 +23,13 @@ from litestar.exceptions import HTTPException
 
 from tickfan import core as core_select
 from tickfan.auth import verifier_from_config
+from tickfan.brokers import broker_from_config
+from tickfan.brokers.redis import LEASE_MS, RedisBroker
 from tickfan.config import Config
 from tickfan.feeds.sim import SimFeed
 from tickfan.hub import Hub
 from tickfan.session import Channel
-from tickfan.web import api, services
+from tickfan.web import api, dashboard, services
 from tickfan.web.market_data import MarketDataChannel
 from tickfan.web.socket import RawSocketApp, channel_endpoint, channel_route
 
@@ -40,34 +43,42 @@ CHANNELS: list[Callable[[Hub], Channel]] = [
 ]
 """One entry per ``/ws/*`` endpoint."""
 
-ROUTES: list[Any] = [*api.ROUTES, *services.ROUTES]
-"""HTTP route handlers."""
+ROUTES: list[Any] = [*api.ROUTES, *services.ROUTES, *dashboard.ROUTES]
+"""HTTP route handlers (the dashboard's ``/`` and ``/static/*`` included)."""
 
 
 def create_app(config: Config, *, channels: Sequence[Callable[[Hub], Channel]] | None = None) -> Litestar:
     core_module = core_select.select(config.core)
-    hub = Hub(config, core_module, verifier_from_config(config))
+    hub = Hub(config, core_module, verifier_from_config(config), broker_from_config(config))
     feed = SimFeed(hub, hub.universe, speed=config.sim_speed, seed=config.sim_seed) if config.feed == "sim" else None
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        await hub.start()
+        await hub.start()  # the broker first: store open, alerts armed
+        lease: asyncio.Task[None] | None = None
         if feed is not None:
-            feed.start()
+            if isinstance(hub.broker, RedisBroker):  # one feed per cluster: the lease holder's
+                lease = asyncio.create_task(_feed_under_lease(hub.broker, feed), name="tickfan-feed-lease")
+            else:
+                feed.start()
         _log.info("tickfan worker ready: core=%s feed=%s loop=%s epoch=%s", hub.core_name, config.feed,
                   type(asyncio.get_running_loop()).__module__, hub.epoch)
         try:
             yield
         finally:
+            if lease is not None:
+                lease.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await lease
             if feed is not None:
                 await feed.stop()
-            await hub.stop()
+            await hub.close()  # sockets (1001), timer, then the broker (pending commits, store)
 
     built = [factory(hub) for factory in (channels if channels is not None else CHANNELS)]
     endpoints = {channel.path: channel_endpoint(hub, channel) for channel in built}
     app = Litestar(
         route_handlers=[*(channel_route(hub, channel, endpoints[channel.path]) for channel in built), *ROUTES],
-        lifespan=[services.lifespan, lifespan],  # store up before the hub, down after it
+        lifespan=[services.lifespan, lifespan],
         exception_handlers={HTTPException: api.error_response, Exception: api.error_response},
         openapi_config=None,
         logging_config=None,
@@ -77,6 +88,22 @@ def create_app(config: Config, *, channels: Sequence[Callable[[Hub], Channel]] |
     app.state.channels = {channel.name: channel for channel in built}
     app.state.sockets = endpoints  # served by RawSocketApp without Litestar's routing
     return app
+
+
+async def _feed_under_lease(broker: RedisBroker, feed: SimFeed) -> None:
+    """Run the simulated feed while this node holds the cluster's feed lease (renewed at a
+    third of its life; a holder that dies or loses Redis is replaced within the lease)."""
+    while True:
+        try:
+            held = await broker.hold_lease()
+        except Exception:  # noqa: BLE001 - keep trying; the feed stops meanwhile
+            _log.exception("feed lease")
+            held = False
+        if held and not feed.running:
+            feed.start()
+        elif not held and feed.running:
+            await feed.stop()
+        await asyncio.sleep(LEASE_MS / 3000)
 
 
 def create_app_from_env() -> RawSocketApp:

@@ -4,9 +4,9 @@ After ``auth_success`` a socket gets one ``bot_status`` per bot of its user that
 knows (by ``bot_id``; each carries the user's current ``running_count``), then every update of
 that user's bots and nothing else. The channel accepts only ``auth`` and ``ping``.
 
-Bot state lives in memory (:class:`tickfan.bots.BotRegistry`): runners publish on every
-transition, so after a server restart a bot reappears at its next transition (see
-docs/operations.md).
+Bot state is durable: the broker stores it (``Broker.put_bot``, in the broker's store) and
+publishes each update; the channel pushes the updates of a user to that user's sockets
+(:meth:`BotStatusChannel.deliver`, called by the hub) and reads the initial list from the store.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from litestar import Request, post
 from msgspec import Meta
 
 from tickfan.auth import PUBLISH_SCOPE
-from tickfan.bots import STATUSES, BotRegistry
+from tickfan.bots import STATUSES, BotState
+from tickfan.brokers import Broker
 from tickfan.protocol import encode
-from tickfan.session import Session, now_ms
-from tickfan.web.api import MAX_BODY_BYTES, ApiError, decode_body, json_value_problem, require_principal
+from tickfan.session import Session
+from tickfan.web.api import MAX_BODY_BYTES, ApiError, broker_of, decode_body, json_value_problem, require_principal
 from tickfan.web.per_user import PerUserChannel
 
 __all__ = ["BotStatusChannel", "ROUTES", "MAX_BOT_ID_CHARS"]
@@ -32,36 +33,52 @@ MAX_DETAIL_BYTES = 4096
 """Largest ``detail``, in bytes of compact JSON (nested at most ``MAX_JSON_DEPTH`` deep)."""
 
 
+_PENDING = "bots_pending"
+
+
 class BotStatusChannel(PerUserChannel):
     name = "bot_status"
     path = "/ws/bot-status"
 
-    def __init__(self, registry: BotRegistry | None = None) -> None:
+    def __init__(self, broker: Broker) -> None:
         super().__init__()
-        self.registry = registry if registry is not None else BotRegistry()
+        self.broker = broker
 
     async def on_authenticated(self, session: Session) -> None:
         assert session.principal is not None
-        # No await between the snapshot and join: no update can slip in between.
-        for state in self.registry.states(session.principal.sub):
-            session.send(encode(state))
+        # Join before reading so no update is missed; hold live updates back until the initial
+        # list is out. A bot with a held update is left out of the list: the update is at
+        # least as new, so the socket never sees a bot's state go back in time.
+        session.state[_PENDING] = []
         self.join(session)
+        try:
+            states = await self.broker.store.bots(session.principal.sub)
+        finally:
+            pending: list[BotState] = session.state.pop(_PENDING)
+        updated = {state.bot_id for state in pending}
+        for state in states:
+            if state.bot_id not in updated:
+                session.send(encode(state))
+        for state in pending:
+            session.send(encode(state))
 
-    def update(self, user_id: str, bot_id: str, status: str, detail: Any) -> int:
-        """Record and push an update; return the user's running count. ``ValueError``."""
-        state = self.registry.update(user_id, bot_id, status, now_ms(), detail)
-        self.publish(user_id, encode(state))
-        return state.running_count
+    def deliver(self, user_id: str, state: BotState) -> None:
+        """Push a stored update to the user's sockets (the hub calls it for every update)."""
+        frame: str | None = None
+        for session in self.sessions(user_id):
+            pending = session.state.get(_PENDING)
+            if pending is not None:
+                pending.append(state)
+                continue
+            if frame is None:
+                frame = encode(state)
+            session.send(frame)
 
 
 class _StatusBody(msgspec.Struct, forbid_unknown_fields=True):
     user_id: Annotated[str, Meta(min_length=1, max_length=_MAX_USER_ID_CHARS)]
     status: str
     detail: Any = None
-
-
-def channel_of(request: Request[Any, Any, Any]) -> BotStatusChannel:
-    return request.app.state.bot_status  # type: ignore[no-any-return]
 
 
 @post("/api/bots/{bot_id:str}/status", status_code=200, request_max_body_size=MAX_BODY_BYTES)
@@ -83,8 +100,8 @@ async def post_bot_status(request: Request[Any, Any, Any], bot_id: str) -> dict[
     problem = None if body.detail is None else json_value_problem("detail", body.detail, MAX_DETAIL_BYTES)
     if problem is not None:
         raise ApiError(422, f"Invalid body: {problem} - at `$.detail`")
-    running = channel_of(request).update(body.user_id, bot_id, body.status, body.detail)
-    return {"bot_id": bot_id, "status": body.status, "running_count": running}
+    state = await broker_of(request).put_bot(body.user_id, bot_id, body.status, body.detail)
+    return {"bot_id": bot_id, "status": body.status, "running_count": state.running_count}
 
 
 ROUTES = [post_bot_status]

@@ -1,7 +1,7 @@
 """``/ws/market-data`` (PROTOCOL.md section 3): subscriptions, snapshots, modes and backfill.
 
-The channel only translates messages into core calls and replies; the core queues tick and
-batch frames itself (encoded once, shared by every subscriber) and the session's writer sends
+The channel only translates messages into hub calls (the hub owns the core) and replies; the
+core queues tick and batch frames itself (encoded once, shared by every subscriber) and the session's writer sends
 them. Decisions where the protocol is silent (docs/protocol.md):
 
 * ``unknown_symbol`` (naming the unknown ones) comes before the ``subscribed`` ack; the ack is
@@ -10,7 +10,7 @@ them. Decisions where the protocol is silent (docs/protocol.md):
   nothing and get no ack.
 * ``unsubscribed`` lists the symbols that were subscribed and now are not.
 * ``resume``: its symbols must be among ``symbols`` (else ``invalid_message``, nothing applied).
-  Each resumed symbol's missed ticks (from ``core.resume``) replace its snapshot and follow the
+  Each resumed symbol's missed ticks (from ``hub.resume``) replace its snapshot and follow the
   ack in the same turn, so no live tick comes before them; a symbol that cannot be resumed gets
   a ``gap`` right after the ack, then its snapshot as today. A missing ``epoch`` never matches.
 * ``backfill_request``: one ``backfill`` per known symbol, in request order; unknown symbols get
@@ -26,7 +26,7 @@ from msgspec import Struct
 from tickfan.errors import InvalidArgument, TooManySymbols, UnknownSymbol
 from tickfan.hub import Hub
 from tickfan.protocol import MARKET_DATA_MESSAGES, BackfillRequest, ErrorCode, Subscribe, Unsubscribe, encode
-from tickfan.session import Channel, Session, now_ms
+from tickfan.session import Channel, Session
 
 __all__ = ["MarketDataChannel"]
 
@@ -72,21 +72,20 @@ class MarketDataChannel(Channel):
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
-        self.core = hub.core
-        self.intervals: dict[str, int] = dict(hub.core_module.INTERVALS)
+        self.intervals = hub.intervals
 
     async def on_message(self, session: Session, message: Struct) -> None:
         if isinstance(message, Subscribe):
             self._subscribe(session, message)
         elif isinstance(message, Unsubscribe):
-            removed = self.core.unsubscribe(session.conn_id, message.symbols)
+            removed = self.hub.unsubscribe(session.conn_id, message.symbols)
             session.send(encode(_Unsubscribed(removed)))
         elif isinstance(message, BackfillRequest):
             self._backfill(session, message)
 
     def _subscribe(self, session: Session, message: Subscribe) -> None:
         resume = message.resume
-        core = self.core
+        hub = self.hub
         if resume is not None:
             requested = set(message.symbols)
             stray = [symbol for symbol in resume if symbol not in requested]
@@ -94,10 +93,10 @@ class MarketDataChannel(Channel):
                 shown = ", ".join(repr(s[:40]) for s in stray[:20])
                 session.send_error(ErrorCode.INVALID_MESSAGE, f"'resume' names symbols not in 'symbols': {shown}")
                 return
-            before = {symbol for symbol, _, _ in core.subscriptions(session.conn_id)}
+            before = {symbol for symbol, _, _ in hub.subscriptions(session.conn_id)}
         try:
-            subscribed, unknown, snapshots = core.subscribe(
-                session.conn_id, message.symbols, message.mode, message.interval_ms, now_ms()
+            subscribed, unknown, snapshots = hub.subscribe(
+                session.conn_id, message.symbols, message.mode, message.interval_ms
             )
         except TooManySymbols as exc:
             session.send_error(ErrorCode.TOO_MANY_SYMBOLS, str(exc))
@@ -115,7 +114,7 @@ class MarketDataChannel(Channel):
                 session.send(frame)
             return
         # The core lists snapshots for the newly subscribed symbols that have traded, in order.
-        traded = [s for s in subscribed if s not in before and core.latest(s) is not None]
+        traded = [s for s in subscribed if s not in before and hub.latest(s) is not None]
         snapshot_of = dict(zip(traded, snapshots))
         epoch_matches = message.epoch == epoch
         resumed: list[str] = []
@@ -126,7 +125,7 @@ class MarketDataChannel(Channel):
                 if symbol in snapshot_of:
                     after.append(snapshot_of[symbol])
                 continue
-            frames, gap = core.resume(session.conn_id, symbol, last_seq, epoch_matches)
+            frames, gap = hub.resume(session.conn_id, symbol, last_seq, epoch_matches)
             if gap is None:
                 resumed.append(symbol)
                 after.extend(frames)
@@ -150,7 +149,7 @@ class MarketDataChannel(Channel):
                 continue
             seen.add(symbol)
             try:
-                candles, complete = self.core.backfill(symbol, message.interval, message.since)
+                candles, complete = self.hub.backfill(symbol, message.interval, message.since)
             except UnknownSymbol:
                 unknown.append(symbol)
                 continue

@@ -1,7 +1,7 @@
 """``/ws/notifications`` and its HTTP side (PROTOCOL.md sections 5 and 6).
 
-Notifications are stored first (durable, :class:`tickfan.stores.Store`), then pushed to the
-user's open sockets; a client that was offline reads them on connect (``initial_notifications``,
+Notifications are stored first (durable, in the broker's :class:`tickfan.stores.Store`), then
+published by the broker and pushed to the user's open sockets on every node; a client that was offline reads them on connect (``initial_notifications``,
 the 50 most recent unread) or by polling ``GET /api/notifications?after=``. Both views come from
 the same rows, so they agree.
 
@@ -32,10 +32,11 @@ import msgspec
 from msgspec import Meta, Struct
 
 from tickfan.auth import PUBLISH_SCOPE
+from tickfan.brokers import Broker
 from tickfan.protocol import encode
-from tickfan.session import Session, now_ms
-from tickfan.stores import Notification, Store
-from tickfan.web.api import MAX_BODY_BYTES, ApiError, decode_body, json_value_problem, require_principal
+from tickfan.session import Session
+from tickfan.stores import Notification
+from tickfan.web.api import MAX_BODY_BYTES, ApiError, broker_of, decode_body, json_value_problem, require_principal
 from tickfan.web.per_user import PerUserChannel
 
 __all__ = [
@@ -128,9 +129,10 @@ class NotificationsChannel(PerUserChannel):
     path = "/ws/notifications"
     messages = (MarkRead,)
 
-    def __init__(self, store: Store, initial_budget_bytes: int = INITIAL_BUDGET_BYTES) -> None:
+    def __init__(self, broker: Broker, initial_budget_bytes: int = INITIAL_BUDGET_BYTES) -> None:
         super().__init__()
-        self.store = store
+        self.broker = broker
+        self.store = broker.store
         self.initial_budget_bytes = initial_budget_bytes
 
     async def on_authenticated(self, session: Session) -> None:
@@ -157,7 +159,7 @@ class NotificationsChannel(PerUserChannel):
             session.send(encode(_MarkedRead(ids)))
 
     def deliver(self, user_id: str, notification: Notification) -> None:
-        """Push a stored notification to the user's sockets (called after it is stored)."""
+        """Push a stored notification to the user's sockets (the hub calls it for each one)."""
         frame: str | None = None
         for session in self.sessions(user_id):
             pending = session.state.get(_PENDING)
@@ -167,14 +169,6 @@ class NotificationsChannel(PerUserChannel):
             if frame is None:
                 frame = encode(_Live(fit(notification)))
             session.send(frame)
-
-    async def create(
-        self, user_id: str, kind: str, title: str, body: str, data: Any
-    ) -> Notification:
-        """Store, then push. The id is final once this returns."""
-        notification = await self.store.add_notification(user_id, kind, title, body, data, now_ms())
-        self.deliver(user_id, notification)
-        return notification
 
 
 # --- HTTP ----------------------------------------------------------------------------------
@@ -192,10 +186,6 @@ class _ReadBody(Struct, forbid_unknown_fields=True):
     ids: Annotated[list[NotificationId], Meta(max_length=MAX_IDS)]
 
 
-def channel_of(request: Request[Any, Any, Any]) -> NotificationsChannel:
-    return request.app.state.notifications  # type: ignore[no-any-return]
-
-
 @post("/api/notifications", status_code=201, request_max_body_size=MAX_BODY_BYTES)
 async def create_notification(request: Request[Any, Any, Any]) -> dict[str, int]:
     """Store and push a notification (publish scope): 201 ``{"id"}``."""
@@ -204,7 +194,7 @@ async def create_notification(request: Request[Any, Any, Any]) -> dict[str, int]
     problem = None if body.data is None else json_value_problem("data", body.data, MAX_DATA_BYTES)
     if problem is not None:
         raise ApiError(422, f"Invalid body: {problem} - at `$.data`")
-    notification = await channel_of(request).create(
+    notification = await broker_of(request).notify(
         body.user_id, body.kind, body.title, body.body, body.data
     )
     return {"id": notification.id}
@@ -220,7 +210,7 @@ async def list_notifications(
         raise ApiError(422, f"limit must be between 1 and {MAX_LIMIT}")
     if not 0 <= after <= _MAX_ID:
         raise ApiError(422, f"after must be between 0 and {_MAX_ID}")
-    store = channel_of(request).store
+    store = broker_of(request).store
     return {"notifications": [fit(n) for n in await store.list_notifications(principal.sub, after, limit)]}
 
 
@@ -229,7 +219,7 @@ async def mark_notifications_read(request: Request[Any, Any, Any]) -> dict[str, 
     """Mark the caller's notifications read: 200 ``{"ids": [...]}`` (same rule as ``mark_read``)."""
     principal = require_principal(request)
     body: _ReadBody = await decode_body(request, _ReadBody)
-    return {"ids": await channel_of(request).store.mark_read(principal.sub, list(body.ids))}
+    return {"ids": await broker_of(request).store.mark_read(principal.sub, list(body.ids))}
 
 
 ROUTES = [create_notification, list_notifications, mark_notifications_read]

@@ -1,9 +1,9 @@
-"""The state behind bot status, notifications, alerts and performance metrics, one per hub.
+"""The per-user channels and the performance monitor of one hub, and their HTTP routes.
 
-:class:`Services` builds and wires them (store -> notifications channel <- alert book; the
-performance monitor over the hub's metrics) and :func:`lifespan` runs them: it opens the store
-and re-arms stored alerts *before* the hub and feed start, and closes the store *after* the
-hub has closed every socket (it is listed before the hub's lifespan in ``web/app.py``).
+:class:`Services` builds them over the hub's broker and wires them: the bot-status and
+notifications channels :meth:`~tickfan.hub.Hub.listen` to the events the broker delivers to
+the hub; the performance monitor samples the hub's metrics (:func:`lifespan` runs its sampler).
+The broker itself (store, alerts) is started and stopped by the hub.
 
 The channel factories in ``web/app.py`` take only the hub, so the per-hub instance is found
 with :func:`services_of` (created on first use, one per hub).
@@ -13,42 +13,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Litestar
 
-from tickfan.alerts import AlertBook
+from tickfan.bots import BotState
 from tickfan.hub import Hub
 from tickfan.perf import LatencyHistogram, PerfMonitor
-from tickfan.session import Channel, now_ms
-from tickfan.stores import SqliteStore, Store
+from tickfan.session import Channel
+from tickfan.stores import Notification
 from tickfan.web import alerts_api, bot_status, notifications
 from tickfan.web.bot_status import BotStatusChannel
 from tickfan.web.notifications import NotificationsChannel
 from tickfan.web.performance import PerformanceChannel
 
-__all__ = ["Services", "services_of", "lifespan", "CHANNELS", "ROUTES", "STORE_FILE"]
-
-STORE_FILE = "tickfan.db"
-"""The SQLite file in the data dir: notifications and alerts."""
-
-_log = logging.getLogger("tickfan.services")
+__all__ = ["Services", "services_of", "lifespan", "CHANNELS", "ROUTES"]
 
 
 class Services:
-    """Store, bot registry, notifications, alert book and performance monitor of one hub."""
+    """The bot-status, notifications and performance channels of one hub, and its performance monitor."""
 
-    def __init__(self, hub: Hub, store: Store | None = None) -> None:
+    def __init__(self, hub: Hub) -> None:
         self.hub = hub
-        self.store = store if store is not None else SqliteStore(hub.config.data_dir / STORE_FILE)
-        self.bot_status = BotStatusChannel()
+        self.bot_status = BotStatusChannel(hub.broker)
         self.notifications = NotificationsChannel(
-            self.store, notifications.initial_budget(hub.config.max_queue_bytes)
+            hub.broker, notifications.initial_budget(hub.config.max_queue_bytes)
         )
-        self.alerts = AlertBook(self.store, hub.core, self.notifications.deliver, now_ms)
+        hub.listen(BotState, self.bot_status.deliver)
+        hub.listen(Notification, self.notifications.deliver)
         latency = getattr(hub.metrics, "fanout_ms", None)
         self.perf = PerfMonitor(
             hub.metrics,
@@ -59,21 +53,13 @@ class Services:
         self._sampler: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await self.store.open()
-        armed = await self.alerts.start()
-        self.hub.after_ingest.append(self.alerts.after_ingest)
         self._sampler = asyncio.create_task(self.perf.run(), name="tickfan-perf")
-        _log.info("store %s open; %d alerts armed", getattr(self.store, "path", "?"), armed)
 
     async def stop(self) -> None:
         if self._sampler is not None:
             self._sampler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sampler
-        with contextlib.suppress(ValueError):
-            self.hub.after_ingest.remove(self.alerts.after_ingest)
-        await self.alerts.stop()
-        await self.store.close()
 
 
 _by_hub: weakref.WeakKeyDictionary[Hub, Services] = weakref.WeakKeyDictionary()
@@ -89,9 +75,6 @@ def services_of(hub: Hub) -> Services:
 @contextlib.asynccontextmanager
 async def lifespan(app: Litestar) -> AsyncIterator[None]:
     services = services_of(app.state.hub)
-    app.state.bot_status = services.bot_status
-    app.state.notifications = services.notifications
-    app.state.alerts = services.alerts
     app.state.perf = services.perf
     await services.start()
     try:
