@@ -47,7 +47,7 @@ def tail_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in ("TICKFAN_JWT_SECRET", "TICKFAN_TOKEN", "TICKFAN_DATA_DIR")}
 
 
-def tail(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def tail(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", TAIL, "tail", *args], capture_output=True, text=True,
                           timeout=timeout, env=tail_env())
 
