@@ -92,6 +92,25 @@ becomes *overflowed*: from then on every frame for it is dropped (each drop coun
 ``stats()["dropped"]``, the first one included); ``take_overflowed`` reports it once.
 ``take_ready`` and ``take_overflowed`` never report a connection that has been disconnected. The server then closes that
 socket with ``slow_consumer`` (1013). Frames already queued stay drainable.
+
+Slow consumers (with ``high_water_frames`` set)
+-----------------------------------------------
+A connection whose queue reaches ``high_water_frames`` frames when a frame is queued to it is
+*noted*. At the end of each ``ingest``, ``flush``, ``push`` and ``subscribe`` call, every noted
+connection (ascending id) becomes *degraded*: each of its ``tick`` and ``auto`` subscriptions,
+in universe order, is replaced by a ``conflate`` one with interval ``degrade_interval_ms``
+(leaving the old one as a re-subscription does: an auto member's pending batch range is queued
+first; the conflate member holds the symbol's current seq), and if there was any, one frame
+``{"type":"degraded","symbols":[those symbols]}`` is queued. ``subscriptions`` reports the
+conflate mode meanwhile. A degraded connection is not noted again.
+After every ``drain`` (even of 0 frames), a degraded connection whose queue holds at most
+``low_water_frames`` frames *recovers*: each conflated subscription, in universe order, goes
+back to its mode and interval (leaving the conflate group, joining as a new subscription), and
+if the symbol's seq is at least the first seq after the one it held when degraded, a frame
+``{"type":"gap","symbol":S,"from_seq":that first seq,"to_seq":the symbol's seq,"reason":"degraded"}``
+is queued (ticks of that range may have arrived conflated). Subscribing again to, or
+unsubscribing from, a degraded symbol ends its degraded state (nothing restored, no gap).
+The overflow rule above is unchanged: the hard limits still apply.
 """
 
 from __future__ import annotations
@@ -135,6 +154,11 @@ class Core:
         max_queue_bytes: int = 8 * 1024 * 1024,
         max_symbols_per_connection: int = 100,
         max_ts_skew_ms: int | None = None,
+        resume_window_ms: int = 60_000,
+        resume_max_ticks: int = 100_000,
+        high_water_frames: int | None = None,
+        low_water_frames: int = 0,
+        degrade_interval_ms: int = 1000,
     ) -> None:
         """``symbols``: ``(name, price_decimals, size_decimals)`` in universe order.
 
@@ -150,11 +174,18 @@ class Core:
         ``"decimals of 'X' must be between 0 and 12"``, ``"unknown candle interval 'X'"``,
         ``"candle capacity must be >= 1"``, ``"high_freq_per_s must be a finite number > 0"``,
         ``"queue limits must be >= 1"``, ``"max_symbols_per_connection must be >= 1"``,
-        ``"max_ts_skew_ms must be >= 0"``.
+        ``"max_ts_skew_ms must be >= 0"``, ``"resume_window_ms must be >= 1"``,
+        ``"resume_max_ticks must be >= 1"``, ``"high_water_frames must be >= 1"``,
+        ``"low_water_frames must be >= 0 and below high_water_frames"``,
+        ``"degrade_interval_ms must be between 10 and 60000"``.
         Checked in this order: each symbol in turn (name, duplicate, decimals; the empty check
         when there are none), ``candle_capacity`` in its iteration order (each name, then its
         capacity), ``high_freq_per_s``, the two queue limits, ``max_symbols_per_connection``,
-        ``max_ts_skew_ms``.
+        ``max_ts_skew_ms``, ``resume_window_ms``, ``resume_max_ticks``, ``high_water_frames``,
+        ``low_water_frames``, ``degrade_interval_ms``. The water marks: see "Slow consumers".
+
+        ``resume_window_ms`` and ``resume_max_ticks`` bound each symbol's resume ring (see
+        ``resume``).
         """
 
     def symbols(self) -> list[tuple[str, int, int]]:
@@ -236,6 +267,44 @@ class Core:
     def subscriptions(self, conn_id: int) -> list[tuple[str, str, int]]:
         """``(symbol, mode, interval_ms)`` in universe order; tick mode reports interval 0.
         ``UnknownConnection``."""
+
+    # --- resume -------------------------------------------------------------------------
+
+    def ring_range(self, symbol: str) -> tuple[int, int] | None:
+        """``(first, last)`` seq held in the symbol's resume ring, None before its first tick.
+
+        Every applied tick is appended; then, while the ring holds more than
+        ``resume_max_ticks`` ticks or its oldest tick's ts is ``resume_window_ms`` or more
+        before the ts of the tick just appended, the oldest is dropped. So the latest tick is
+        always held, and the ring depends only on the applied ticks (not on ``now_ms``), the
+        same on every node that applies the same log. ``UnknownSymbol``.
+        """
+
+    def resume(
+        self, conn_id: int, symbol: str, last_seq: int, epoch_matches: bool
+    ) -> tuple[list[str], tuple[int, int | None, str] | None]:
+        """The ticks after ``last_seq`` for a symbol the connection subscribes to.
+
+        Returns ``(frames, None)`` when resumed: the frames are returned, not queued (like
+        subscribe's snapshots, the caller queues its ack first, then these, with ``push``, in
+        the same turn so no live tick comes between). Or ``([], (from_seq, to_seq, reason))``
+        for a gap. With ``seq`` the symbol's latest seq:
+
+        * not ``epoch_matches``: gap ``(last_seq + 1, seq or None when 0, "epoch")``;
+        * ``last_seq >= seq``: resumed, no frames;
+        * the ring does not hold ``last_seq + 1`` (evicted, or never held): gap
+          ``(last_seq + 1, seq, "evicted")``;
+        * otherwise the frames of ticks ``last_seq + 1 ..= seq`` in the subscription's mode:
+          ``tick``, and ``auto`` while not high-frequency, one ``market_data`` per tick (the
+          same bytes as live); ``batch``, and ``auto`` while high-frequency, one
+          ``market_data_batch`` from ``last_seq + 1``; ``conflate`` the latest tick's
+          ``market_data`` only. If these frames would not fit in the connection's queue as it
+          is now (frame and byte limits), gap ``(last_seq + 1, seq, "evicted")`` instead.
+
+        Raises, in this order: ``UnknownConnection``; ``UnknownSymbol``; ``InvalidArgument``
+        ``"not subscribed to 'X'"``; ``InvalidArgument`` ``"last_seq must be an integer >= 0"``
+        (a bool or non-int too). An int beyond 2**63 - 1 counts as 2**63 - 1.
+        """
 
     # --- outbound queues ----------------------------------------------------------------
 

@@ -131,6 +131,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_queue_frames", int, "outbound queue limit per socket, frames"),
     Setting("max_queue_bytes", int, "outbound queue limit per socket, bytes"),
     Setting("max_ts_skew_ms", int, "ticks whose ts is further ahead of the server clock than this are refused (ms)"),
+    Setting("resume_window_ms", int, "resume ring per symbol: ticks less than this many ms (tick time) older than the latest"),
+    Setting("resume_max_ticks", int, "resume ring per symbol: at most this many ticks"),
+    Setting("high_water_frames", int, "a market-data socket whose queue reaches this many frames is degraded: tick/auto subscriptions conflated (0: never; ignored unless below --max-queue-frames)"),
+    Setting("low_water_frames", int, "a degraded socket whose queue drains to this many frames returns to its modes, with a gap for what it skipped"),
+    Setting("degrade_interval_ms", int, "conflation interval of a degraded socket's subscriptions (ms)"),
     Setting("send_timeout_s", float, "a socket that completes no frame for this long while it has frames to send is a slow consumer (slow_consumer, 1013)"),
     Setting("high_freq_per_s", float, "auto mode: ticks/s above which a symbol is batched"),
     Setting("candle_retention", _parse_retention, "candles kept per interval, e.g. 1s=3600,1m=1440", metavar="LIST"),
@@ -180,6 +185,11 @@ class Config:
     max_queue_frames: int = 10_000
     max_queue_bytes: int = 8 * 1024 * 1024
     max_ts_skew_ms: int = 60_000
+    resume_window_ms: int = 60_000
+    resume_max_ticks: int = 100_000
+    high_water_frames: int = 1000
+    low_water_frames: int = 100
+    degrade_interval_ms: int = 1000
     send_timeout_s: float = 10.0
     high_freq_per_s: float = 20.0
     candle_retention: tuple[tuple[str, int], ...] = ()
@@ -193,6 +203,13 @@ class Config:
     runtime_mode: str = "st"
     runtime_threads: int = 1
     runtime_blocking_threads: int = 0
+
+    def high_water(self) -> int | None:
+        """The core's ``high_water_frames``: None when degrading is off (0) or could never come
+        before the hard limit (not below ``max_queue_frames``)."""
+        if 0 < self.high_water_frames < self.max_queue_frames:
+            return self.high_water_frames
+        return None
 
     # --- building ------------------------------------------------------------------------
 
@@ -297,6 +314,14 @@ class Config:
         need(self.rate_limit_close_s > 0, "--rate-limit-close-s must be > 0")
         need(self.max_queue_frames >= 1 and self.max_queue_bytes >= 1, "queue limits must be >= 1")
         need(self.max_ts_skew_ms >= 0, "--max-ts-skew-ms must be >= 0")
+        need(self.resume_window_ms >= 1, "--resume-window-ms must be >= 1")
+        need(self.resume_max_ticks >= 1, "--resume-max-ticks must be >= 1")
+        need(self.high_water_frames >= 0, "--high-water-frames must be >= 0")
+        need(
+            self.low_water_frames >= 0 and (self.high_water_frames == 0 or self.low_water_frames < self.high_water_frames),
+            "--low-water-frames must be >= 0 and below --high-water-frames",
+        )
+        need(10 <= self.degrade_interval_ms <= 60_000, "--degrade-interval-ms must be between 10 and 60000")
         need(self.send_timeout_s > 0, "--send-timeout-s must be > 0")
         need(self.high_freq_per_s > 0, "--high-freq-per-s must be > 0")
         for name, count in self.candle_retention:

@@ -115,6 +115,11 @@ class Hub:
             # A broker that checks the clock where a batch is ingested (a cluster's) has the
             # nodes apply its log whatever their own clocks say.
             max_ts_skew_ms=None if self.broker.checks_clock else config.max_ts_skew_ms,
+            resume_window_ms=config.resume_window_ms,
+            resume_max_ticks=config.resume_max_ticks,
+            high_water_frames=config.high_water(),
+            low_water_frames=config.low_water_frames if config.high_water() is not None else 0,
+            degrade_interval_ms=config.degrade_interval_ms,
         )
 
     def _use_core(self, core: Core) -> None:
@@ -239,6 +244,16 @@ class Hub:
     ) -> tuple[list[str], list[str], list[str]]:
         """``core.subscribe`` now: ``(subscribed, unknown, snapshots)``; same errors."""
         return self.core.subscribe(conn_id, symbols, mode, interval_ms, now_ms())
+
+    def subscriptions(self, conn_id: int) -> list[tuple[str, str, int]]:
+        """``core.subscriptions``: ``(symbol, mode, interval_ms)`` in universe order."""
+        return self.core.subscriptions(conn_id)
+
+    def resume(
+        self, conn_id: int, symbol: str, last_seq: int, epoch_matches: bool
+    ) -> tuple[list[str], tuple[int, int | None, str] | None]:
+        """``core.resume``: the missed ticks (to queue after the ack) or the gap."""
+        return self.core.resume(conn_id, symbol, last_seq, epoch_matches)
 
     def unsubscribe(self, conn_id: int, symbols: Sequence[str]) -> list[str]:
         return self.core.unsubscribe(conn_id, symbols)

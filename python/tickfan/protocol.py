@@ -110,6 +110,9 @@ class Subscribe(Struct, tag="subscribe", tag_field="type", frozen=True):
     symbols: SymbolList
     mode: Literal["tick", "batch", "conflate", "auto"] = "auto"
     interval_ms: Annotated[int, Meta(ge=10, le=60_000)] | None = None
+    # Tick-level resume: the last seq the client holds per symbol, and the epoch it saw.
+    resume: Annotated[dict[str, Annotated[int, Meta(ge=0, le=_MAX_SAFE_INT)]], Meta(max_length=10_000)] | None = None
+    epoch: Annotated[str, Meta(max_length=64)] | None = None
 
 
 class Unsubscribe(Struct, tag="unsubscribe", tag_field="type", frozen=True):

@@ -45,7 +45,18 @@ configs = st.fixed_dictionaries(
         "candle_capacity": st.sampled_from([{"1s": 2, "1m": 3}, {"5m": 1}, {"1h": 4, "1s": 1}]),
         # the Driver's ticks start at ts 10**12 and its clock at 1000: these bounds are crossed
         "max_ts_skew_ms": st.sampled_from([None, 0, 10**12, 10**12 + 50_000, 10**12 + 1_000_000]),
+        # tick ts steps are 0..3 ms or up to 70 s: windows that both keep and evict
+        "resume_window_ms": st.sampled_from([1, 4, 50, 60_000]),
+        "resume_max_ticks": st.sampled_from([1, 3, 10, 100_000]),
+        # water marks low enough for the drains and bursts below to degrade and recover
+        "high_water_frames": st.sampled_from([None, 2, 3, 6]),
+        "low_water_frames": st.sampled_from([0, 0, 1, 4]),
+        "degrade_interval_ms": st.sampled_from([10, 1000]),
     },
+).map(
+    lambda c: {k: v for k, v in c.items() if k != "low_water_frames"}
+    if c.get("low_water_frames", 0) >= (c.get("high_water_frames") or 10**9)
+    else c
 )
 
 symbol_index = st.integers(0, 3)  # 3 (or past the universe) is unknown
@@ -119,7 +130,14 @@ WEIGHTED_OPS = [
         [("take_ready",), ("take_overflowed",), ("take_fired",), ("stats",), ("next_deadline",)]
     ),
     st.tuples(st.sampled_from(["queued", "subscriptions"]), conn_id),
-    st.tuples(st.sampled_from(["latest", "is_hf"]), symbol_index),
+    st.tuples(st.sampled_from(["latest", "is_hf", "ring_range"]), symbol_index),
+    *[
+        st.tuples(
+            st.just("resume"), st.one_of(st.integers(1, 3), conn_id), st.sampled_from([0, 0, 1, 1, 2, 3]),
+            st.one_of(st.integers(0, 40), st.integers(0, 40), st.sampled_from([-1, 2**64, True, 1.0])),
+            st.sampled_from([True, True, True, False]),
+        )
+    ] * 4,
 ]
 ops = st.sampled_from(WEIGHTED_OPS).flatmap(lambda strategy: strategy)
 
@@ -196,6 +214,11 @@ class Driver:
             return ("next_deadline_ms", ())
         if kind == "is_hf":
             return ("is_high_frequency", (self.name(op[1]),))
+        if kind == "ring_range":
+            return ("ring_range", (self.name(op[1]),))
+        if kind == "resume":
+            _, cid, sym, last_seq, epoch_matches = op
+            return ("resume", (cid, self.name(sym), last_seq, epoch_matches))
         if kind == "latest":
             return ("latest", (self.name(op[1]),))
         return (kind, tuple(op[1:]))
@@ -233,6 +256,12 @@ def test_rust_and_python_agree(cores, universe, config, prologue, operations):
         got_rust = outcome(r, method, args)
         got_python = outcome(p, method, args)
         event(f"{method} {'raised' if 'raised' in got_python[:12] else 'ok'}")
+        if method == "drain" and '"type":"gap"' in got_python:
+            event("recovered from degraded with a gap")
+        if method == "drain" and '"type":"degraded"' in got_python:
+            event("degraded")
+        if method == "resume" and got_python.startswith("('ok', (["):
+            event("resume: " + ("gap " + got_python.rsplit("'", 2)[-2] if "], None" not in got_python else "resumed with frames" if "(['" in got_python else "resumed, nothing missed"))
         assert got_rust == got_python, f"step {step}: {method}{args!r}"
     for sym, _, _ in universe:
         if p.is_high_frequency(sym):
@@ -264,6 +293,11 @@ def test_rust_and_python_agree(cores, universe, config, prologue, operations):
             "max_queue_bytes": st.integers(-1, 2),
             "max_symbols_per_connection": st.integers(-1, 2),
             "max_ts_skew_ms": st.sampled_from([None, -1, 0, 1, 2**62]),
+            "resume_window_ms": st.integers(-1, 2),
+            "resume_max_ticks": st.integers(-1, 2),
+            "high_water_frames": st.sampled_from([None, -1, 0, 1, 2]),
+            "low_water_frames": st.integers(-1, 2),
+            "degrade_interval_ms": st.sampled_from([9, 10, 60_000, 60_001]),
             "candle_capacity": st.dictionaries(
                 st.sampled_from(["1s", "1m", "2m"]), st.integers(-1, 2), max_size=1
             ),
@@ -287,3 +321,58 @@ def test_constructors_agree(cores, symbols, config):
 def test_format_units_agree(cores, units, decimals):
     rust_mod, python_mod = cores
     assert rust_mod.format_units(units, decimals) == python_mod.format_units(units, decimals)
+
+
+degrade_configs = st.tuples(
+    st.sampled_from([2, 3, 6, 20]), st.sampled_from([0, 1, 5]), st.sampled_from([10, 50, 1000]),
+    st.sampled_from([1.0, 6, 20.0]), st.sampled_from([8, 30, 10_000]),
+).map(lambda t: {
+    "high_water_frames": t[0], "low_water_frames": min(t[1], t[0] - 1), "degrade_interval_ms": t[2],
+    "high_freq_per_s": t[3], "max_queue_frames": t[4],
+})
+DEGRADE_OPS = [
+    valid_subscribe, good_ingest, good_ingest, good_ingest,
+    st.tuples(st.just("flush"), st.integers(0, 200)),
+    st.tuples(st.just("drain"), st.integers(1, 3), st.sampled_from([1, 2, 5, 1024])),
+    st.tuples(st.just("drain"), st.integers(1, 3), st.sampled_from([1, 2, 5, 1024])),
+    st.tuples(st.just("push"), st.integers(1, 3), st.just("{}")),
+    st.tuples(st.just("unsubscribe"), st.integers(1, 3), st.lists(symbol_index, max_size=2)),
+    st.tuples(st.just("subscriptions"), st.integers(1, 3)),
+    st.tuples(
+        st.just("resume"), st.integers(1, 3), st.sampled_from([0, 1, 2]), st.integers(0, 30), st.just(True)
+    ),
+]
+
+
+@given(
+    universe=universes,
+    config=degrade_configs,
+    prologue=st.lists(valid_subscribe, min_size=1, max_size=4),
+    operations=st.lists(st.sampled_from(DEGRADE_OPS).flatmap(lambda s: s), min_size=20, max_size=80),
+)
+def test_degrade_and_recover_decisions_agree(cores, universe, config, prologue, operations):
+    """Slow consumers: both cores degrade and recover the same connections at the same calls,
+    with the same frames (``degraded``, conflated ticks, ``gap``) and subscriptions."""
+    rust_mod, python_mod = cores
+    r = rust_mod.Core(universe, **config)
+    p = python_mod.Core(universe, **config)
+    driver = Driver(universe)
+    for _ in range(3):
+        assert r.connect() == p.connect()
+    for step, op in enumerate(prologue + operations):
+        method, args = driver.concrete(op)
+        note(f"{step}: {method}{args!r}")
+        got_rust = outcome(r, method, args)
+        got_python = outcome(p, method, args)
+        if '"type":"degraded"' in got_python:
+            event("degraded")
+        if '"reason":"degraded"' in got_python:
+            event("recovered with a gap")
+        if method == "subscriptions" and "'conflate'" in got_python:
+            event("subscriptions while degraded")
+        assert got_rust == got_python, f"step {step}: {method}{args!r}"
+    for cid in range(1, 4):
+        assert outcome(r, "drain", (cid, 10**6)) == outcome(p, "drain", (cid, 10**6)), cid
+        assert outcome(r, "subscriptions", (cid,)) == outcome(p, "subscriptions", (cid,)), cid
+    for method in ("stats", "take_ready", "take_overflowed", "next_deadline_ms"):
+        assert outcome(r, method, ()) == outcome(p, method, ()), method

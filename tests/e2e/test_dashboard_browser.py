@@ -190,6 +190,9 @@ def test_offline_then_online_backfills_from_the_last_tick_without_duplicates(
                                       for m in s.sent_of("backfill_request")), "a backfill_request after reconnecting")
             requests = [m for s in d.channel(MARKET)[before:] for m in s.sent_of("backfill_request") if m["symbols"] == [sym]]
             assert requests[0]["since"] == base + 2100 and requests[0]["interval"] == "1s"
+            # the reconnect's subscribe resumes from the last seq seen, under the epoch it was seen in
+            resubscribes = [m for s in d.channel(MARKET)[before:] for m in s.sent_of("subscribe") if sym in m["symbols"]]
+            assert resubscribes and sym in resubscribes[0]["resume"] and resubscribes[0]["epoch"]
             await d.wait_js("([s, t]) => window.tickfanDemo.series(s).some(p => p[0] === t && p[1] === 10.45)", [sym, base + 4000])
             await d.page.wait_for_selector("#banner", state="hidden")
             series = await d.series(sym)

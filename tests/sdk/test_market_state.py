@@ -167,11 +167,8 @@ def test_seq_reset_on_epoch_change(first, second, new_epoch):
     feed(state, [tick_frame(s) for s in range(1, first + 1)])
     state.on_close()
     reopen = state.on_open()
-    # the backfill goes out before the subscribe, so Backfill precedes the live ticks
-    assert reopen == [
-        {"type": "backfill_request", "symbols": ["X"], "since": first * 10, "interval": "1s"},
-        {"type": "subscribe", "symbols": ["X"], "mode": "auto"},
-    ]
+    # a resume from the last seq, under the epoch it was seen in
+    assert reopen == [{"type": "subscribe", "symbols": ["X"], "mode": "auto", "resume": {"X": first}, "epoch": "e1"}]
     epoch = "e2" if new_epoch else "e1"
     events = state.receive(Subscribed(["X"], "auto", 50, epoch))
     events += feed(state, [tick_frame(s, ts=10_000 + s) for s in range(1, second + 1)])
@@ -186,10 +183,36 @@ def test_seq_reset_on_epoch_change(first, second, new_epoch):
         assert state.duplicates == min(first, second)
 
 
+def test_reopen_resumes_by_last_seq_and_epoch_and_backfills_the_rest():
+    state = opened(symbols=("X", "Y", "Z"), mode="tick")
+    feed(state, [tick_frame(4, ts=500, symbol="X"), tick_frame(7, ts=300, symbol="Y")])
+    state.on_close()
+    state.since_ms = 100  # Z has no seq: it gets the candle backfill
+    assert state.on_open() == [
+        {"type": "backfill_request", "symbols": ["Z"], "since": 100, "interval": "1s"},
+        {"type": "subscribe", "symbols": ["X", "Y", "Z"], "mode": "tick", "resume": {"X": 4, "Y": 7}, "epoch": "e1"},
+    ]
+    # resumed ticks continue the seq: no gap, no duplicate
+    events = feed(state, [json.dumps({"type": "subscribed", "symbols": ["X", "Y", "Z"], "mode": "tick",
+                                      "interval_ms": None, "epoch": "e1", "resumed": ["X"]}),
+                          tick_frame(5, symbol="X"), tick_frame(6, symbol="X")])
+    assert events[0].resumed == ["X"]
+    assert [e.seq for e in events[1:]] == [5, 6] and state.duplicates == 0
+    # a server gap for Y: passed on, and a candle backfill from Y's last ts goes out
+    (gap,) = feed(state, [json.dumps({"type": "gap", "symbol": "Y", "from_seq": 8, "to_seq": 20, "reason": "evicted"})])
+    assert (gap.from_seq, gap.to_seq, gap.reason) == (8, 20, "evicted")
+    assert state.take_outbox() == [{"type": "backfill_request", "symbols": ["Y"], "since": 300, "interval": "1s"}]
+    assert state.take_outbox() == []
+    assert [e.seq for e in feed(state, [tick_frame(21, symbol="Y")])] == [21]  # no client-side gap on top
+    (epoch_gap,) = feed(state, [json.dumps({"type": "gap", "symbol": "X", "from_seq": 7, "to_seq": None, "reason": "epoch"})])
+    assert epoch_gap.to_seq is None
+
+
 def test_backfill_since_is_the_oldest_last_ts_and_reported():
     state = opened(symbols=("X", "Y"))
     feed(state, [tick_frame(1, ts=500, symbol="X"), tick_frame(1, ts=300, symbol="Y")])
     state.on_close()
+    state.epoch = None  # no epoch known: nothing to resume, a backfill instead
     assert state.on_open()[0] == {"type": "backfill_request", "symbols": ["X", "Y"], "since": 300, "interval": "1s"}
     (event,) = feed(state, [json.dumps({"type": "backfill", "symbol": "X", "interval": "1s",
                                         "candles": [[0, 1.0, 2.0, 0.5, 1.5, 3.0]], "complete": True})])

@@ -301,6 +301,11 @@ class Channel(Generic[S]):
                     out.ready = True
                 for event in self.state.receive(message):
                     await self._queue.put(event)
+                take_outbox = getattr(self.state, "take_outbox", None)
+                if take_outbox is not None:
+                    outbox = take_outbox()
+                    if outbox:
+                        await self.send(outbox)
         except ConnectionClosed as exc:
             out.code = exc.rcvd.code if exc.rcvd is not None else None
             out.reason = (exc.rcvd.reason if exc.rcvd is not None else "") or "connection lost"

@@ -87,7 +87,7 @@ class Gap(Struct, frozen=True, tag="gap", tag_field="type"):
 
     symbol: str
     from_seq: int
-    to_seq: int
+    to_seq: int | None  # None: a server's epoch gap when the symbol has not traded in the new epoch
     reason: str = "seq"
 
 
@@ -98,6 +98,7 @@ class Subscribed(Struct, frozen=True, tag="subscribed", tag_field="type"):
     mode: str
     interval_ms: int | None = None
     epoch: str | None = None
+    resumed: list[str] | None = None  # the symbols whose missed ticks follow (a resume)
 
 
 class Unsubscribed(Struct, frozen=True, tag="unsubscribed", tag_field="type"):

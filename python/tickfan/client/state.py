@@ -58,8 +58,13 @@ class MarketState:
     * Degraded: after a ``slow_consumer`` close the driver calls ``degrade()``; subscribes go out
       as ``conflate`` until ``restore()``, and the seq jumps meanwhile are ``Gap(reason="overflow")``.
 
-    Tick-level resume (a later protocol addition) fits in ``on_open`` (add ``resume``/``epoch``
-    to the subscribe) and ``receive`` (a server ``gap`` frame is already decoded as ``Gap``).
+    * Resume: a reopen subscribes with ``resume`` (the last seq of each wanted symbol that has
+      one) and the ``epoch`` it was seen under, so the server sends exactly the missed ticks;
+      only the symbols without a last seq get the reopen ``backfill_request``. A server ``gap``
+      (resume impossible: ``evicted``/``epoch``, or ``degraded``) is passed on as ``Gap`` and
+      queues a candle ``backfill_request`` for that symbol from its last ts seen
+      (``take_outbox``, sent by the driver right after). Not while degraded or restoring: the
+      overflow gaps and the reopen backfill cover those.
     """
 
     def __init__(self, *, backfill_interval: str | None = "1s", since_ms: int | None = None) -> None:
@@ -75,6 +80,7 @@ class MarketState:
         self._asked_since: dict[str, int] = {}
         self._overflowed: set[str] = set()  # symbols whose next gap is the overflow's
         self._conflate_acked = False
+        self._outbox: list[Message] = []
 
     # --- caller's intent -------------------------------------------------------------------------
 
@@ -93,10 +99,15 @@ class MarketState:
 
     # --- connection ------------------------------------------------------------------------------
 
-    def on_open(self) -> list[Message]:
+    def on_open(self, *, restoring: bool = False) -> list[Message]:
         self.connected = True
         out: list[Message] = []
-        since = self._backfill_since()
+        self._outbox = []
+        # Not while degraded or restoring from it: conflation already skipped ticks (reported as
+        # overflow gaps) and the candle backfill covers them.
+        resume = self.epoch is not None and not self.degraded and not restoring
+        resumable = {s: self.last_seq[s] for s in self.wanted if s in self.last_seq} if resume else {}
+        since = self._backfill_since(exclude=resumable)
         if since is not None and self.backfill_interval:
             symbols, since_ms = since
             self._asked_since = dict.fromkeys(symbols, since_ms)
@@ -105,7 +116,18 @@ class MarketState:
         groups: dict[Wanted, list[str]] = {}
         for symbol, want in self.wanted.items():
             groups.setdefault(self._effective(want), []).append(symbol)
-        out += [self._subscribe_message(symbols, want) for want, symbols in groups.items()]
+        for want, symbols in groups.items():
+            message = self._subscribe_message(symbols, want)
+            resume = {s: resumable[s] for s in symbols if s in resumable}
+            if resume:
+                message["resume"] = resume
+                message["epoch"] = self.epoch
+            out.append(message)
+        return out
+
+    def take_outbox(self) -> list[Message]:
+        """Messages ``receive`` decided to send (a candle backfill after a server ``gap``)."""
+        out, self._outbox = self._outbox, []
         return out
 
     def on_close(self) -> None:
@@ -132,7 +154,7 @@ class MarketState:
         if not self.degraded:
             return []
         self.degraded = False
-        return self.on_open() if self.connected else []
+        return self.on_open(restoring=True) if self.connected else []
 
     # --- server messages -------------------------------------------------------------------------
 
@@ -159,8 +181,14 @@ class MarketState:
             since = self._asked_since.pop(message.symbol, None)
             return [message if since is None else _replace(message, since=since)]
         if isinstance(message, Gap):
-            last = self.last_seq.get(message.symbol, 0)
-            self.last_seq[message.symbol] = max(last, message.to_seq)
+            if message.to_seq is not None:
+                last = self.last_seq.get(message.symbol, 0)
+                self.last_seq[message.symbol] = max(last, message.to_seq)
+            since = self.last_ts.get(message.symbol)
+            if since is not None and self.backfill_interval and message.symbol in self.wanted:
+                self._asked_since[message.symbol] = since
+                self._outbox.append({"type": "backfill_request", "symbols": [message.symbol], "since": since,
+                                     "interval": self.backfill_interval})
             return [message]
         return [message]
 
@@ -198,8 +226,8 @@ class MarketState:
             message["interval_ms"] = want.interval_ms
         return message
 
-    def _backfill_since(self) -> tuple[list[str], int] | None:
-        pairs = [(s, self.last_ts.get(s, self.since_ms)) for s in self.wanted]
+    def _backfill_since(self, exclude: dict[str, int]) -> tuple[list[str], int] | None:
+        pairs = [(s, self.last_ts.get(s, self.since_ms)) for s in self.wanted if s not in exclude]
         pairs = [(s, t) for s, t in pairs if t is not None]
         if not pairs:
             return None

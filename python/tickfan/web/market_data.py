@@ -9,6 +9,10 @@ them. Decisions where the protocol is silent (docs/protocol.md):
   order, even when that list is empty. ``too_many_symbols`` or an invalid ``interval_ms`` apply
   nothing and get no ack.
 * ``unsubscribed`` lists the symbols that were subscribed and now are not.
+* ``resume``: its symbols must be among ``symbols`` (else ``invalid_message``, nothing applied).
+  Each resumed symbol's missed ticks (from ``hub.resume``) replace its snapshot and follow the
+  ack in the same turn, so no live tick comes before them; a symbol that cannot be resumed gets
+  a ``gap`` right after the ack, then its snapshot as today. A missing ``epoch`` never matches.
 * ``backfill_request``: one ``backfill`` per known symbol, in request order; unknown symbols get
   one ``unknown_symbol`` error; an unknown interval is ``invalid_message``.
 """
@@ -29,11 +33,19 @@ __all__ = ["MarketDataChannel"]
 _DEFAULT_INTERVAL = {"tick": None, "batch": 50, "auto": 50, "conflate": 1000}
 
 
-class _Subscribed(Struct, tag="subscribed", tag_field="type"):
+class _Subscribed(Struct, tag="subscribed", tag_field="type", omit_defaults=True):
     symbols: list[str]
     mode: str
     interval_ms: int | None
     epoch: str
+    resumed: list[str] | None = None
+
+
+class _Gap(Struct, tag="gap", tag_field="type"):
+    symbol: str
+    from_seq: int
+    to_seq: int | None
+    reason: str
 
 
 class _Unsubscribed(Struct, tag="unsubscribed", tag_field="type"):
@@ -72,8 +84,18 @@ class MarketDataChannel(Channel):
             self._backfill(session, message)
 
     def _subscribe(self, session: Session, message: Subscribe) -> None:
+        resume = message.resume
+        hub = self.hub
+        if resume is not None:
+            requested = set(message.symbols)
+            stray = [symbol for symbol in resume if symbol not in requested]
+            if stray:
+                shown = ", ".join(repr(s[:40]) for s in stray[:20])
+                session.send_error(ErrorCode.INVALID_MESSAGE, f"'resume' names symbols not in 'symbols': {shown}")
+                return
+            before = {symbol for symbol, _, _ in hub.subscriptions(session.conn_id)}
         try:
-            subscribed, unknown, snapshots = self.hub.subscribe(
+            subscribed, unknown, snapshots = hub.subscribe(
                 session.conn_id, message.symbols, message.mode, message.interval_ms
             )
         except TooManySymbols as exc:
@@ -85,8 +107,34 @@ class MarketDataChannel(Channel):
         if unknown:
             session.send_error(ErrorCode.UNKNOWN_SYMBOL, _unknown(unknown))
         interval = None if message.mode == "tick" else (message.interval_ms or _DEFAULT_INTERVAL[message.mode])
-        session.send(encode(_Subscribed(subscribed, message.mode, interval, self.hub.epoch)))
-        for frame in snapshots:
+        epoch = self.hub.epoch
+        if resume is None:
+            session.send(encode(_Subscribed(subscribed, message.mode, interval, epoch)))
+            for frame in snapshots:
+                session.send(frame)
+            return
+        # The core lists snapshots for the newly subscribed symbols that have traded, in order.
+        traded = [s for s in subscribed if s not in before and hub.latest(s) is not None]
+        snapshot_of = dict(zip(traded, snapshots))
+        epoch_matches = message.epoch == epoch
+        resumed: list[str] = []
+        after: list[str] = []
+        for symbol in subscribed:
+            last_seq = resume.get(symbol)
+            if last_seq is None:
+                if symbol in snapshot_of:
+                    after.append(snapshot_of[symbol])
+                continue
+            frames, gap = hub.resume(session.conn_id, symbol, last_seq, epoch_matches)
+            if gap is None:
+                resumed.append(symbol)
+                after.extend(frames)
+            else:
+                after.append(encode(_Gap(symbol, *gap)))
+                if symbol in snapshot_of:
+                    after.append(snapshot_of[symbol])
+        session.send(encode(_Subscribed(subscribed, message.mode, interval, epoch, resumed)))
+        for frame in after:
             session.send(frame)
 
     def _backfill(self, session: Session, message: BackfillRequest) -> None:

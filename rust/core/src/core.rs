@@ -12,6 +12,7 @@ use crate::fanout::{SymbolFanout, WindowKey};
 use crate::frame::{ascii, encode_market_data, Frame};
 use crate::queue::Outbound;
 use crate::rate::Rate;
+use crate::ring::Ring;
 use crate::tick::Fired;
 use crate::universe::{SymbolSpec, Universe};
 
@@ -26,6 +27,16 @@ pub struct Config {
     pub max_symbols_per_connection: i64,
     /// Ticks whose `ts` is more than this many ms after `now_ms` are refused (None: no bound).
     pub max_ts_skew_ms: Option<i64>,
+    /// The resume ring holds ticks less than this many ms (of tick time) older than the latest.
+    pub resume_window_ms: i64,
+    /// ... and at most this many ticks per symbol.
+    pub resume_max_ticks: i64,
+    /// A queue reaching this many frames degrades its connection (None: never).
+    pub high_water_frames: Option<i64>,
+    /// A degraded connection whose queue drains to this many frames recovers.
+    pub low_water_frames: i64,
+    /// Conflation interval of degraded subscriptions.
+    pub degrade_interval_ms: i64,
 }
 
 impl Default for Config {
@@ -37,6 +48,11 @@ impl Default for Config {
             max_queue_bytes: 8 * 1024 * 1024,
             max_symbols_per_connection: 100,
             max_ts_skew_ms: None,
+            resume_window_ms: 60_000,
+            resume_max_ticks: 100_000,
+            high_water_frames: None,
+            low_water_frames: 0,
+            degrade_interval_ms: 1000,
         }
     }
 }
@@ -74,6 +90,7 @@ pub(crate) struct SymbolState<F> {
     pub hf: bool,
     pub fan: SymbolFanout,
     pub history: History,
+    pub ring: Ring,
     pub candles: Candles,
     pub alerts: SymbolAlerts,
 }
@@ -98,6 +115,10 @@ pub struct Core<F: Frame> {
     pub(crate) high_freq_per_s: f64,
     pub(crate) max_symbols: usize,
     pub(crate) max_ts_skew_ms: Option<i64>,
+    pub(crate) ring_window_ms: u64,
+    pub(crate) ring_max_ticks: usize,
+    pub(crate) low_water: usize,
+    pub(crate) degrade_interval_ms: u32,
     pub(crate) universe: Universe,
     pub(crate) syms: Vec<SymbolState<F>>,
     pub(crate) out: Outbound<F>,
@@ -116,7 +137,7 @@ pub struct Core<F: Frame> {
 impl<F: Frame> Core<F> {
     /// Validate the universe and options and build an empty core. Checked in the spec's order:
     /// symbols, candle capacities, `high_freq_per_s`, queue limits, symbols per connection,
-    /// `max_ts_skew_ms`.
+    /// `max_ts_skew_ms`, `resume_window_ms`, `resume_max_ticks`.
     pub fn new(symbols: Vec<SymbolSpec>, cfg: Config) -> Result<Self> {
         let universe = Universe::new(symbols)?;
         let mut capacity = DEFAULT_CAPACITY;
@@ -143,6 +164,31 @@ impl<F: Frame> Core<F> {
         if cfg.max_ts_skew_ms.is_some_and(|skew| skew < 0) {
             return Err(Error::invalid("max_ts_skew_ms must be >= 0"));
         }
+        if cfg.resume_window_ms < 1 {
+            return Err(Error::invalid("resume_window_ms must be >= 1"));
+        }
+        if cfg.resume_max_ticks < 1 {
+            return Err(Error::invalid("resume_max_ticks must be >= 1"));
+        }
+        if cfg.high_water_frames.is_some_and(|h| h < 1) {
+            return Err(Error::invalid("high_water_frames must be >= 1"));
+        }
+        if cfg.low_water_frames < 0
+            || cfg
+                .high_water_frames
+                .is_some_and(|h| cfg.low_water_frames >= h)
+        {
+            return Err(Error::invalid(
+                "low_water_frames must be >= 0 and below high_water_frames",
+            ));
+        }
+        if !(crate::MIN_INTERVAL_MS..=crate::MAX_INTERVAL_MS).contains(&cfg.degrade_interval_ms) {
+            return Err(Error::invalid(format!(
+                "degrade_interval_ms must be between {} and {}",
+                crate::MIN_INTERVAL_MS,
+                crate::MAX_INTERVAL_MS
+            )));
+        }
         let syms: Vec<SymbolState<F>> = universe
             .specs
             .iter()
@@ -158,6 +204,7 @@ impl<F: Frame> Core<F> {
                 hf: false,
                 fan: SymbolFanout::default(),
                 history: History::default(),
+                ring: Ring::default(),
                 candles: Candles::new(capacity),
                 alerts: SymbolAlerts::default(),
             })
@@ -167,12 +214,17 @@ impl<F: Frame> Core<F> {
             high_freq_per_s: cfg.high_freq_per_s,
             max_symbols: to_usize(cfg.max_symbols_per_connection),
             max_ts_skew_ms: cfg.max_ts_skew_ms,
+            ring_window_ms: cfg.resume_window_ms as u64,
+            ring_max_ticks: to_usize(cfg.resume_max_ticks),
+            low_water: to_usize(cfg.low_water_frames),
+            degrade_interval_ms: cfg.degrade_interval_ms as u32,
             pending_ts: vec![None; syms.len()],
             universe,
             syms,
             out: Outbound::new(
                 to_usize(cfg.max_queue_frames),
                 to_usize(cfg.max_queue_bytes),
+                cfg.high_water_frames.map_or(usize::MAX, to_usize),
             ),
             windows: BTreeSet::new(),
             alerts: AlertBook::default(),

@@ -209,6 +209,7 @@ impl<F: Frame> Core<F> {
             let Some(c) = self.out.get_mut(conn) else {
                 break;
             };
+            c.restore.remove(&sym);
             let old = c.subs.insert(sym, sub);
             let latest = self.syms[sym].seq;
             let mut conflate_pos = latest;
@@ -236,6 +237,7 @@ impl<F: Frame> Core<F> {
             }
             self.attach(id, sym, sub, conflate_pos);
         }
+        self.degrade_noted();
         self.batch_cache.clear();
         Ok((known, unknown, snapshots))
     }
@@ -250,6 +252,7 @@ impl<F: Frame> Core<F> {
         for &name in symbols {
             if let Some(sym) = self.universe.find(name) {
                 if let Some(sub) = c.subs.remove(&sym) {
+                    c.restore.remove(&sym);
                     removed.push((sym, sub));
                 }
             }
@@ -275,13 +278,101 @@ impl<F: Frame> Core<F> {
         if self.out.get(conn).is_none() {
             return Err(Error::UnknownConnection(conn));
         }
-        Ok(self.out.push(conn as u64, &frame))
+        let ok = self.out.push(conn as u64, &frame);
+        self.degrade_noted();
+        self.batch_cache.clear();
+        Ok(ok)
     }
 
     /// Remove and return up to `max_frames` frames, oldest first; unknown ids give none.
     pub fn drain(&mut self, conn: i64, max_frames: i64) -> Vec<F> {
-        self.out
-            .drain(conn, usize::try_from(max_frames).unwrap_or(0))
+        let frames = self
+            .out
+            .drain(conn, usize::try_from(max_frames).unwrap_or(0));
+        self.after_drain(conn);
+        frames
+    }
+
+    /// After a drain (of `drain_frames`): a degraded connection whose queue is down to the
+    /// low-water mark recovers.
+    pub fn after_drain(&mut self, conn: i64) {
+        let Some(c) = self.out.get_mut(conn) else {
+            return;
+        };
+        if !c.degraded || c.frames.len() > self.low_water {
+            return;
+        }
+        c.degraded = false;
+        let restore = std::mem::take(&mut c.restore);
+        let id = conn as u64;
+        for (sym, (orig, skipped)) in restore {
+            let Some(c) = self.out.get_mut(conn) else {
+                return;
+            };
+            let Some(cur) = c.subs.insert(sym, orig) else {
+                continue;
+            };
+            self.detach(id, sym, cur);
+            let latest = self.syms[sym].seq;
+            self.attach(id, sym, orig, latest);
+            if skipped <= latest {
+                let text = format!(
+                    "{{\"type\":\"gap\",\"symbol\":\"{}\",\"from_seq\":{skipped},\"to_seq\":{latest},\"reason\":\"degraded\"}}",
+                    self.syms[sym].name
+                );
+                self.out.push(id, &F::from_ascii(&text));
+            }
+        }
+    }
+
+    /// Connections noted at the high-water mark (ascending id) become degraded: their tick
+    /// and auto subscriptions are conflated, and they get one `degraded` frame.
+    pub(crate) fn degrade_noted(&mut self) {
+        if self.out.to_degrade.is_empty() {
+            return;
+        }
+        let mut ids = std::mem::take(&mut self.out.to_degrade);
+        ids.sort_unstable();
+        for id in ids {
+            let conn = id as i64;
+            let Some(c) = self.out.get_mut(conn) else {
+                continue;
+            };
+            c.noted = false;
+            c.degraded = true;
+            let subs: Vec<(usize, Sub)> = c
+                .subs
+                .iter()
+                .filter(|(_, s)| matches!(s.mode, Mode::Tick | Mode::Auto))
+                .map(|(&sym, &s)| (sym, s))
+                .collect();
+            let mut names = Vec::new();
+            for (sym, old) in subs {
+                let latest = self.syms[sym].seq;
+                if let Some(m) = self.detach(id, sym, old) {
+                    if m.auto && self.syms[sym].hf && m.pos <= latest {
+                        self.queue_batch(id, sym, m.pos, latest);
+                    }
+                }
+                let sub = Sub {
+                    mode: Mode::Conflate,
+                    interval_ms: self.degrade_interval_ms,
+                };
+                self.attach(id, sym, sub, latest);
+                if let Some(c) = self.out.get_mut(conn) {
+                    c.subs.insert(sym, sub);
+                    c.restore.insert(sym, (old, latest + 1));
+                }
+                names.push(self.syms[sym].name.to_string());
+            }
+            if !names.is_empty() {
+                let text = format!(
+                    "{{\"type\":\"degraded\",\"symbols\":[\"{}\"]}}",
+                    names.join("\",\"")
+                );
+                self.out.push(id, &F::from_ascii(&text));
+            }
+        }
     }
 
     /// Remove up to `max_frames` frames, oldest first, as an exact-size iterator (lets the
@@ -336,6 +427,7 @@ impl<F: Frame> Core<F> {
                 self.close_conflate_window(sym, interval, now_ms);
             }
         }
+        self.degrade_noted();
         self.batch_cache.clear();
     }
 

@@ -17,6 +17,7 @@ mod fanout;
 mod frame;
 mod queue;
 mod rate;
+mod ring;
 mod tick;
 mod universe;
 
@@ -27,6 +28,7 @@ pub use candles::{
 pub use error::Error;
 pub use fanout::Mode;
 pub use frame::{format_units, format_units_signed, Frame};
+pub use ring::{GapReason, Resume};
 pub use tick::{Fired, Latest, Num, RawTick, TickItem, Ts};
 pub use universe::SymbolSpec;
 

@@ -17,6 +17,13 @@ pub(crate) struct Conn<F> {
     pub in_ready: bool,
     /// Subscriptions by symbol index (universe order).
     pub subs: BTreeMap<usize, Sub>,
+    /// Past the high-water mark: tick and auto subscriptions conflated.
+    pub degraded: bool,
+    /// Listed in `Outbound::to_degrade`.
+    pub noted: bool,
+    /// While degraded, by symbol index: the subscription to restore and the first seq
+    /// conflation may have skipped.
+    pub restore: BTreeMap<usize, (Sub, u64)>,
 }
 
 /// Counters exposed by `stats()`.
@@ -35,13 +42,18 @@ pub(crate) struct Outbound<F> {
     pub counters: Counters,
     max_frames: usize,
     max_bytes: usize,
+    /// The high-water mark (frames): a queue reaching it notes its connection for degrading.
+    high: usize,
+    pub to_degrade: Vec<u64>,
     /// Always empty: what draining an unknown connection iterates.
     empty: VecDeque<F>,
 }
 
 impl<F: Frame> Outbound<F> {
-    pub fn new(max_frames: usize, max_bytes: usize) -> Self {
+    pub fn new(max_frames: usize, max_bytes: usize, high: usize) -> Self {
         Outbound {
+            high,
+            to_degrade: Vec::new(),
             conns: Vec::new(),
             live: 0,
             ready: Vec::new(),
@@ -53,6 +65,11 @@ impl<F: Frame> Outbound<F> {
         }
     }
 
+    /// `(max_frames, max_bytes)` of every queue.
+    pub fn limits(&self) -> (usize, usize) {
+        (self.max_frames, self.max_bytes)
+    }
+
     pub fn connect(&mut self) -> u64 {
         self.conns.push(Some(Box::new(Conn {
             frames: VecDeque::new(),
@@ -60,6 +77,9 @@ impl<F: Frame> Outbound<F> {
             overflowed: false,
             in_ready: false,
             subs: BTreeMap::new(),
+            degraded: false,
+            noted: false,
+            restore: BTreeMap::new(),
         })));
         self.live += 1;
         self.conns.len() as u64
@@ -117,6 +137,10 @@ impl<F: Frame> Outbound<F> {
         conn.bytes += len;
         self.counters.frames_queued += 1;
         self.counters.bytes_queued += len as u64;
+        if conn.frames.len() >= self.high && !conn.degraded && !conn.noted {
+            conn.noted = true;
+            self.to_degrade.push(id);
+        }
         true
     }
 
@@ -173,7 +197,7 @@ mod tests {
 
     #[test]
     fn limits_overflow_for_good_and_ready_reports_once() {
-        let mut out: Outbound<Arc<str>> = Outbound::new(2, 10);
+        let mut out: Outbound<Arc<str>> = Outbound::new(2, 10, usize::MAX);
         let a = out.connect();
         let b = out.connect();
         assert!(out.push(a, &f("1234")));

@@ -196,15 +196,19 @@ impl<F: Frame> Core<F> {
         for v in &valid {
             self.apply(*v, now_ms);
         }
+        self.degrade_noted();
         self.batch_cache.clear();
         Ok(valid.len())
     }
 
     fn apply(&mut self, t: Valid, now_ms: i64) {
         let seq = self.syms[t.sym].seq + 1;
+        let (window_ms, max_ticks) = (self.ring_window_ms, self.ring_max_ticks);
         let rate = {
             let s = &mut self.syms[t.sym];
             s.seq = seq;
+            s.ring
+                .push(seq, t.ts, t.price, t.size, window_ms, max_ticks);
             s.last_ts = Some(t.ts);
             s.candles.update(t.ts, t.price, t.size);
             s.rate.add(now_ms)

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
-use tickfan_core::{Config, Core, Num, RawTick, SymbolSpec, TickItem, Ts};
+use tickfan_core::{Config, Core, Num, RawTick, Resume, SymbolSpec, TickItem, Ts};
 
 use crate::candles::CandleCache;
 use crate::error::IntoPyResult;
@@ -163,9 +163,12 @@ impl PyCore {
     #[new]
     #[pyo3(signature = (
         symbols, *, high_freq_per_s=Number(Num::Float(20.0)), candle_capacity=None, max_queue_frames=10_000,
-        max_queue_bytes=8 * 1024 * 1024, max_symbols_per_connection=100, max_ts_skew_ms=None
+        max_queue_bytes=8 * 1024 * 1024, max_symbols_per_connection=100, max_ts_skew_ms=None,
+        resume_window_ms=60_000, resume_max_ticks=100_000, high_water_frames=None,
+        low_water_frames=0, degrade_interval_ms=1000
     ),
-    text_signature = "(symbols, *, high_freq_per_s=20.0, candle_capacity=None, max_queue_frames=10000, max_queue_bytes=8388608, max_symbols_per_connection=100, max_ts_skew_ms=None)")]
+    text_signature = "(symbols, *, high_freq_per_s=20.0, candle_capacity=None, max_queue_frames=10000, max_queue_bytes=8388608, max_symbols_per_connection=100, max_ts_skew_ms=None, resume_window_ms=60000, resume_max_ticks=100000, high_water_frames=None, low_water_frames=0, degrade_interval_ms=1000)")]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         symbols: &Bound<'_, PyAny>,
@@ -175,6 +178,11 @@ impl PyCore {
         max_queue_bytes: i64,
         max_symbols_per_connection: i64,
         max_ts_skew_ms: Option<i64>,
+        resume_window_ms: i64,
+        resume_max_ticks: i64,
+        high_water_frames: Option<i64>,
+        low_water_frames: i64,
+        degrade_interval_ms: i64,
     ) -> PyResult<Self> {
         let mut specs = Vec::new();
         for item in symbols.try_iter()? {
@@ -222,6 +230,11 @@ impl PyCore {
             max_queue_bytes,
             max_symbols_per_connection,
             max_ts_skew_ms,
+            resume_window_ms,
+            resume_max_ticks,
+            high_water_frames,
+            low_water_frames,
+            degrade_interval_ms,
         };
         Ok(PyCore {
             inner: Arc::new(Mutex::new(Core::new(specs, cfg).py_err(py)?)),
@@ -380,6 +393,46 @@ impl PyCore {
             .collect())
     }
 
+    fn ring_range(
+        &self,
+        py: Python<'_>,
+        symbol: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<(u64, u64)>> {
+        self.inner.ring_range(&text(symbol)?).py_err(py)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn resume<'py>(
+        &mut self,
+        py: Python<'py>,
+        conn_id: i64,
+        symbol: &Bound<'py, PyAny>,
+        last_seq: &Bound<'py, PyAny>,
+        epoch_matches: bool,
+    ) -> PyResult<(Bound<'py, PyList>, Option<(u64, Option<u64>, &'static str)>)> {
+        // A non-int (or bool) last_seq gets the spec's InvalidArgument, like a negative one;
+        // an int too large for i64 is beyond any seq: nothing to send.
+        let last = if last_seq.is_instance_of::<PyBool>() || !last_seq.is_instance_of::<PyInt>() {
+            -1
+        } else {
+            last_seq.extract::<i64>().unwrap_or(i64::MAX)
+        };
+        match self
+            .inner
+            .resume(conn_id, &text(symbol)?, last, epoch_matches)
+            .py_err(py)?
+        {
+            Resume::Resumed(frames) => {
+                Ok((PyList::new(py, frames.into_iter().map(|f| f.obj))?, None))
+            }
+            Resume::Gap {
+                from_seq,
+                to_seq,
+                reason,
+            } => Ok((PyList::empty(py), Some((from_seq, to_seq, reason.name())))),
+        }
+    }
+
     fn push(&mut self, py: Python<'_>, conn_id: i64, frame: Bound<'_, PyString>) -> PyResult<bool> {
         self.core()
             .push(conn_id, PyFrame::from_py(frame)?)
@@ -405,6 +458,7 @@ impl PyCore {
                 pylist::put(&list, i, f.to_py(py).into_any());
             }
         }
+        self.inner.after_drain(conn_id);
         Ok(list)
     }
 

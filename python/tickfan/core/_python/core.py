@@ -11,6 +11,7 @@ from math import inf
 
 from tickfan.errors import InvalidArgument, TooManySymbols, UnknownConnection
 from tickfan.core._python import candles as candle_mod
+from tickfan.core._python import frame as frame_mod
 from tickfan.core._python.alerts import Alerts, Fired
 from tickfan.core._python.batch import BATCH_KIND, CONFLATE_KIND, Group, Windows
 from tickfan.core._python.candles import Candle, capacities, to_floats
@@ -18,6 +19,7 @@ from tickfan.core._python.fanout import (
     AUTO, BATCH, CONFLATE, DEFAULT_INTERVAL_MS, MODES, TICK, Sub, SymbolState,
 )
 from tickfan.core._python.queue import Conn, Outbound
+from tickfan.core._python.ring import DEGRADED, EPOCH, EVICTED
 from tickfan.core._python.tick import as_float, validate
 from tickfan.core._python.universe import MAX_INTERVAL_MS, MIN_INTERVAL_MS, Universe
 
@@ -42,6 +44,11 @@ class Core:
         max_queue_bytes: int = 8 * 1024 * 1024,
         max_symbols_per_connection: int = 100,
         max_ts_skew_ms: int | None = None,
+        resume_window_ms: int = 60_000,
+        resume_max_ticks: int = 100_000,
+        high_water_frames: int | None = None,
+        low_water_frames: int = 0,
+        degrade_interval_ms: int = 1000,
     ) -> None:
         self._universe = Universe(symbols)
         caps = capacities(candle_capacity)
@@ -54,13 +61,32 @@ class Core:
             raise InvalidArgument("max_symbols_per_connection must be >= 1")
         if max_ts_skew_ms is not None and max_ts_skew_ms < 0:
             raise InvalidArgument("max_ts_skew_ms must be >= 0")
+        if resume_window_ms < 1:
+            raise InvalidArgument("resume_window_ms must be >= 1")
+        if resume_max_ticks < 1:
+            raise InvalidArgument("resume_max_ticks must be >= 1")
+        if high_water_frames is not None and high_water_frames < 1:
+            raise InvalidArgument("high_water_frames must be >= 1")
+        if low_water_frames < 0 or (high_water_frames is not None and low_water_frames >= high_water_frames):
+            raise InvalidArgument("low_water_frames must be >= 0 and below high_water_frames")
+        if not MIN_INTERVAL_MS <= degrade_interval_ms <= MAX_INTERVAL_MS:
+            raise InvalidArgument(
+                f"degrade_interval_ms must be between {MIN_INTERVAL_MS} and {MAX_INTERVAL_MS}"
+            )
+        self._low_water = int(low_water_frames)
+        self._degrade_interval = int(degrade_interval_ms)
+        self._ring_window_ms = int(resume_window_ms)
+        self._ring_max_ticks = int(resume_max_ticks)
         self._max_ts_skew_ms = None if max_ts_skew_ms is None else int(max_ts_skew_ms)
         self._high = threshold
         self._low = threshold / 2
         self._max_symbols = int(max_symbols_per_connection)
         self._syms = [SymbolState(i, spec, caps) for i, spec in enumerate(self._universe.specs)]
         self._last_ts = [-1] * len(self._syms)
-        self._out = Outbound(int(max_queue_frames), int(max_queue_bytes))
+        self._out = Outbound(
+            int(max_queue_frames), int(max_queue_bytes),
+            inf if high_water_frames is None else int(high_water_frames),
+        )
         self._windows = Windows()
         self._alerts = Alerts(len(self._syms))
         self._ticks_in = 0
@@ -82,9 +108,11 @@ class Core:
         alerts = self._alerts
         high, low = self._high, self._low
         cache: BatchCache = {}
+        window_ms, max_ticks = self._ring_window_ms, self._ring_max_ticks
         for s, pu, su, ts in parsed:
             sym = syms[s]
             seq = sym.seq = sym.seq + 1
+            sym.ring.push(seq, ts, pu, su, window_ms, max_ticks)
             last_ts[s] = ts
             sym.latest = (seq, ts, pu, su)
             sym.frame = None
@@ -122,6 +150,8 @@ class Core:
             if alerts.watched(s):
                 alerts.check(s, sym.name, seq, ts, pu / sym.price_p)
         self._ticks_in += len(parsed)
+        if out.to_degrade:
+            self._degrade_noted()
         return len(parsed)
 
     def _stop_high_frequency(self, sym: SymbolState, seq: int, cache: BatchCache) -> None:
@@ -222,8 +252,11 @@ class Core:
                     snapshots.append(sym.tick_frame())
             else:
                 # A re-subscription replaces the old one (even an identical one): leave, then join.
+                conn.restore.pop(s, None)
                 received = self._leave(sym, old, cache)
                 conn.subs[s] = self._join(sym, conn, mode, interval, received)
+        if self._out.to_degrade:
+            self._degrade_noted()
         return [name for name, _ in known], unknown, snapshots
 
     def _join(self, sym: SymbolState, conn: Conn, mode: str, interval: int, received: int) -> Sub:
@@ -290,6 +323,7 @@ class Core:
             sub = conn.subs.pop(s, None)
             if sub is None:
                 continue
+            conn.restore.pop(s, None)
             self._leave(self._syms[s], sub, None)
             self._n_subs -= 1
             dropped.append(name)
@@ -303,18 +337,116 @@ class Core:
             for s, sub in sorted(conn.subs.items(), key=lambda kv: kv[0])
         ]
 
+    # --- resume -------------------------------------------------------------------------
+
+    def ring_range(self, symbol: str) -> tuple[int, int] | None:
+        return self._syms[self._universe.lookup(symbol)].ring.range()
+
+    def resume(
+        self, conn_id: int, symbol: str, last_seq: int, epoch_matches: bool
+    ) -> tuple[list[str], tuple[int, int | None, str] | None]:
+        conn = self._conn(conn_id)
+        s = self._universe.lookup(symbol)
+        sub = conn.subs.get(s)
+        if sub is None:
+            raise InvalidArgument(f"not subscribed to '{symbol}'")
+        if not isinstance(last_seq, int) or isinstance(last_seq, bool) or last_seq < 0:
+            raise InvalidArgument("last_seq must be an integer >= 0")
+        last = min(last_seq, 2**63 - 1)
+        sym = self._syms[s]
+        seq = sym.seq
+        if not epoch_matches:
+            return [], (last + 1, seq if seq > 0 else None, EPOCH)
+        if last >= seq:
+            return [], None
+        evicted = (last + 1, seq, EVICTED)
+        held = sym.ring.range()
+        if held is None or held[0] > last + 1:
+            return [], evicted
+        mode = sub.mode
+        if mode == CONFLATE:
+            frames = [sym.tick_frame()]
+        elif mode == BATCH or (mode == AUTO and sym.hf):
+            ticks = sym.ring.slice(last + 1, seq)
+            frames = [
+                frame_mod.market_data_batch(
+                    sym.name, last + 1, sym.price_decimals, sym.size_decimals,
+                    [t[0] for t in ticks], [t[1] for t in ticks], [t[2] for t in ticks],
+                )
+            ]
+        else:
+            name, pd, sd = sym.name, sym.price_decimals, sym.size_decimals
+            frames = [
+                frame_mod.market_data(name, n, ts, pu, pd, su, sd)
+                for n, (ts, pu, su) in enumerate(sym.ring.slice(last + 1, seq), last + 1)
+            ]
+        out = self._out
+        if (
+            len(conn.frames) + len(frames) > out.max_frames
+            or conn.bytes + sum(map(len, frames)) > out.max_bytes
+        ):
+            return [], evicted
+        return frames, None
+
     # --- outbound queues ----------------------------------------------------------------
 
     def push(self, conn_id: int, frame: str) -> bool:
         if not isinstance(frame, str):
             raise TypeError("frame must be a str")
-        return self._out.put(self._conn(conn_id), frame)
+        ok = self._out.put(self._conn(conn_id), frame)
+        if self._out.to_degrade:
+            self._degrade_noted()
+        return ok
 
     def drain(self, conn_id: int, max_frames: int = 1024) -> list[str]:
         conn = self._out.conns.get(conn_id)
         if conn is None:
             return []
-        return self._out.drain(conn, max_frames)
+        frames = self._out.drain(conn, max_frames)
+        if conn.degraded and len(conn.frames) <= self._low_water:
+            self._recover(conn)
+        return frames
+
+    # --- slow consumers: degrade and recover ---------------------------------------------
+
+    def _degrade_noted(self) -> None:
+        """Connections whose queue reached the high-water mark (ascending id): their tick and
+        auto subscriptions become conflate ones, and they get one ``degraded`` frame."""
+        out = self._out
+        ids = sorted(out.to_degrade)
+        out.to_degrade.clear()
+        cache: BatchCache = {}
+        for conn_id in ids:
+            conn = out.conns.get(conn_id)
+            if conn is None:
+                continue
+            conn.noted = False
+            conn.degraded = True
+            names: list[str] = []
+            for s in sorted(conn.subs):
+                sub = conn.subs[s]
+                if sub.mode != TICK and sub.mode != AUTO:
+                    continue
+                sym = self._syms[s]
+                self._leave(sym, sub, cache)
+                conn.subs[s] = self._join(sym, conn, CONFLATE, self._degrade_interval, sym.seq)
+                conn.restore[s] = (sub.mode, sub.interval_ms, sym.seq + 1)
+                names.append(sym.name)
+            if names:
+                out.put(conn, frame_mod.degraded(names))
+
+    def _recover(self, conn: Conn) -> None:
+        """The queue drained to the low-water mark: back to the subscribed modes, with a
+        ``gap`` (reason ``degraded``) per symbol for the ticks conflation may have skipped."""
+        conn.degraded = False
+        for s in sorted(conn.restore):
+            mode, interval, skipped = conn.restore[s]
+            sym = self._syms[s]
+            self._leave(sym, conn.subs[s], None)
+            conn.subs[s] = self._join(sym, conn, mode, interval, sym.seq)
+            if skipped <= sym.seq:
+                self._out.put(conn, frame_mod.gap(sym.name, skipped, sym.seq, DEGRADED))
+        conn.restore.clear()
 
     def queued(self, conn_id: int) -> tuple[int, int]:
         conn = self._conn(conn_id)
@@ -352,6 +484,8 @@ class Core:
                         sub.received = latest
                 group.last_sent = latest
                 windows.open(group, now_ms + group.interval_ms)
+        if out.to_degrade:
+            self._degrade_noted()
 
     def next_deadline_ms(self) -> int | None:
         return self._windows.next_deadline()

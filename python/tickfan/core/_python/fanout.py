@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from tickfan.core._python import frame as frames
 from tickfan.core._python.candles import INTERVALS, CandleRing
 from tickfan.core._python.rate import Rate
+from tickfan.core._python.ring import Ring
 from tickfan.core._python.universe import POW10
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ class SymbolState:
         "index", "name", "price_decimals", "size_decimals", "price_p", "size_p",
         "seq", "last_ts", "latest", "frame", "rings", "rate", "hf",
         "tick_subs", "auto_subs", "direct", "batch_groups", "conflate_groups", "n_batch",
-        "hist_base", "hist_ts", "hist_price", "hist_size",
+        "hist_base", "hist_ts", "hist_price", "hist_size", "ring",
     )
 
     def __init__(self, index: int, spec: tuple[str, int, int], capacity: dict[str, int]):
@@ -77,6 +78,7 @@ class SymbolState:
         self.hist_ts: list[int] = []
         self.hist_price: list[int] = []
         self.hist_size: list[int] = []
+        self.ring = Ring()
 
     def tick_frame(self) -> str:
         """The latest tick's ``market_data`` frame (encoded once)."""

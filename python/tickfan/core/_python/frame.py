@@ -75,3 +75,16 @@ def _deltas(values: Sequence[int]) -> str:
     out = [values[0]]
     out.extend(b - a for a, b in zip(values, values[1:]))
     return ",".join(map(str, out))
+
+
+def degraded(symbols: Sequence[str]) -> str:
+    """The ``degraded`` frame naming the conflated symbols."""
+    return '{"type":"degraded","symbols":[' + ",".join(f'"{name}"' for name in symbols) + "]}"
+
+
+def gap(symbol: str, from_seq: int, to_seq: int, reason: str) -> str:
+    """A ``gap`` frame (``to_seq`` known)."""
+    return (
+        f'{{"type":"gap","symbol":"{symbol}","from_seq":{from_seq},"to_seq":{to_seq},'
+        f'"reason":"{reason}"}}'
+    )

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 class Conn:
     """One connection: its queue (a list, oldest first), byte count and subscriptions."""
 
-    __slots__ = ("id", "frames", "bytes", "overflowed", "subs")
+    __slots__ = ("id", "frames", "bytes", "overflowed", "subs", "degraded", "noted", "restore")
 
     def __init__(self, conn_id: int) -> None:
         self.id = conn_id
@@ -20,6 +20,11 @@ class Conn:
         self.overflowed = False
         # Subscriptions by symbol index.
         self.subs: dict[int, Sub] = {}
+        # Degraded (past the high-water mark); noted: listed in Outbound.to_degrade.
+        self.degraded = False
+        self.noted = False
+        # While degraded, by symbol index: (mode, interval_ms, first seq conflation skipped).
+        self.restore: dict[int, tuple[str, int, int]] = {}
 
 
 class Outbound:
@@ -31,10 +36,13 @@ class Outbound:
 
     __slots__ = (
         "conns", "next_id", "ready", "overflowed", "max_frames", "max_bytes",
-        "frames_queued", "bytes_queued", "dropped",
+        "frames_queued", "bytes_queued", "dropped", "high", "to_degrade",
     )
 
-    def __init__(self, max_frames: int, max_bytes: int) -> None:
+    def __init__(self, max_frames: int, max_bytes: int, high: float = float("inf")) -> None:
+        # The high-water mark (frames): a connection whose queue reaches it is noted for degrading.
+        self.high = high
+        self.to_degrade: list[int] = []
         self.conns: dict[int, Conn] = {}
         self.next_id = 1
         self.ready: set[int] = set()
@@ -69,6 +77,9 @@ class Outbound:
         conn.bytes += n
         self.frames_queued += 1
         self.bytes_queued += n
+        if len(frames) >= self.high and not conn.degraded and not conn.noted:
+            conn.noted = True
+            self.to_degrade.append(conn.id)
         return True
 
     def put_many(self, conns: list[Conn], frame: str) -> None:
@@ -77,6 +88,7 @@ class Outbound:
         max_frames = self.max_frames
         room = self.max_bytes - n
         ready_add = self.ready.add
+        high = self.high
         queued = 0
         for conn in conns:
             frames = conn.frames
@@ -88,6 +100,9 @@ class Outbound:
                 frames.append(frame)
                 conn.bytes += n
                 queued += 1
+                if len(frames) >= high and not conn.degraded and not conn.noted:
+                    conn.noted = True
+                    self.to_degrade.append(conn.id)
             else:
                 conn.overflowed = True
                 self.overflowed.add(conn.id)
