@@ -398,7 +398,7 @@ impl PyCore {
         py: Python<'_>,
         symbol: &Bound<'_, PyAny>,
     ) -> PyResult<Option<(u64, u64)>> {
-        self.inner.ring_range(&text(symbol)?).py_err(py)
+        self.core().ring_range(&text(symbol)?).py_err(py)
     }
 
     #[allow(clippy::type_complexity)]
@@ -417,13 +417,13 @@ impl PyCore {
         } else {
             last_seq.extract::<i64>().unwrap_or(i64::MAX)
         };
-        match self
-            .inner
+        let resumed = self
+            .core()
             .resume(conn_id, &text(symbol)?, last, epoch_matches)
-            .py_err(py)?
-        {
+            .py_err(py)?;
+        match resumed {
             Resume::Resumed(frames) => {
-                Ok((PyList::new(py, frames.into_iter().map(|f| f.obj))?, None))
+                Ok((PyList::new(py, frames.into_iter().map(|f| f.to_py(py)))?, None))
             }
             Resume::Gap {
                 from_seq,
@@ -458,7 +458,7 @@ impl PyCore {
                 pylist::put(&list, i, f.to_py(py).into_any());
             }
         }
-        self.inner.after_drain(conn_id);
+        core.after_drain(conn_id);
         Ok(list)
     }
 

@@ -313,7 +313,10 @@ async fn write_loop(lane: &Lane, conn: &Conn, id: u64, mut sink: SplitSink<Ws, M
             Step::Drain(conn_id) => {
                 let drained = catch_unwind(AssertUnwindSafe(|| {
                     let mut core = lock(&lane.core);
-                    core.drain_frames(conn_id, BURST_FRAMES).collect::<Vec<_>>()
+                    let frames = core.drain_frames(conn_id, BURST_FRAMES).collect::<Vec<_>>();
+                    // A degraded connection recovers below the low-water mark, as on Granian.
+                    core.after_drain(conn_id);
+                    frames
                 }));
                 let frames = match drained {
                     Ok(frames) => frames,
