@@ -208,19 +208,10 @@ export class MarketData extends EventTarget {
   }
   backfill(symbols, since) { this.ch.send({ type: "backfill_request", symbols, since, interval: this.interval }); }
 
-  onOpen(reconnect) {
-    // subscribe first: no tick falls between the backfill and the live stream. After a
-    // reconnect, resume from the last seq of each symbol (same epoch): the server sends exactly
-    // the missed ticks, or a gap (handled below). The candle backfill stays for the chart's
-    // buckets (an upsert: nothing doubles).
-    if (reconnect && this.wanted.size && this.epoch !== null && Date.now() >= this.slowUntil) {
-      const resume = {};
-      for (const s of this.wanted) { const t = this.last.get(s); if (t && t.seq !== null) resume[s] = t.seq; }
-      const msg = { type: "subscribe", symbols: [...this.wanted], ...this.effective };
-      if (Object.keys(resume).length) Object.assign(msg, { resume, epoch: this.epoch });
-      this.ch.send(msg);
-    } else this.resubscribe();
-    if (reconnect) this.backfillAll();
+  onOpen(reconnect) { // subscribe first (no tick between backfill and live); after a reconnect, resume by seq
+    const resume = reconnect && this.epoch !== null && Date.now() >= this.slowUntil ? Object.fromEntries([...this.wanted].map((s) => [s, this.last.get(s)?.seq]).filter(([, q]) => q != null)) : {};
+    if (Object.keys(resume).length) this.ch.send({ type: "subscribe", symbols: [...this.wanted], ...this.effective, resume, epoch: this.epoch }); else this.resubscribe();
+    if (reconnect) this.backfillAll(); // candles too, for the chart's buckets (an upsert)
   }
 
   onMessage(m) {
@@ -235,13 +226,8 @@ export class MarketData extends EventTarget {
         this.epoch = m.epoch; this.serverMode = m.mode;
         return this.emit("subscribed", m);
       case "backfill": return this.emit("backfill", m);
-      case "gap": { // the server could not resume (evicted, epoch) or conflated (degraded)
-        const prev = this.last.get(m.symbol);
-        if (prev && m.to_seq !== null && prev.seq !== null) prev.seq = Math.max(prev.seq, m.to_seq);
-        this.emit("gap", { symbol: m.symbol, from: m.from_seq, to: m.to_seq, reason: m.reason });
-        if (prev) this.backfill([m.symbol], prev.ts);
-        return;
-      }
+      case "gap": { const p = this.last.get(m.symbol); if (p?.seq != null && m.to_seq !== null) p.seq = Math.max(p.seq, m.to_seq);
+        this.emit("gap", { symbol: m.symbol, from: m.from_seq, to: m.to_seq, reason: m.reason }); return p && this.backfill([m.symbol], p.ts); } // resume impossible, or degraded
       default: return this.emit("message", m);
     }
   }
