@@ -41,14 +41,18 @@ class ServerSpec:
 
     def command(self, port: int, ingest_port: int, data_dir: str) -> list[str]:
         if self.name.startswith("tickfan-"):
-            core = self.name.removeprefix("tickfan-")
+            fast = self.name == "tickfan-fast"
+            core = "rust" if fast else self.name.removeprefix("tickfan-")
             exe = os.path.join(os.path.dirname(PY), "tickfan")
             head = [exe] if os.path.exists(exe) else [PY, "-c", "import sys; from tickfan.cli import main; sys.exit(main())"]
             # Every load client connects from 127.0.0.1, thousands of handshakes in flight: lift
             # the per-address limit on unauthenticated sockets (meant for one real peer each).
-            return head + ["serve", "--host", "127.0.0.1", "--port", str(port), "--feed", "none",
-                           "--core", core, "--data-dir", data_dir,
-                           "--max-unauthenticated-per-peer", "1000000"]  # fmt: skip
+            # The HTTP API (ingest, metrics) is on ``ingest_port``; the sockets on ``port``, which
+            # for the fast lane is the extension's own listener (--fast-port).
+            cmd = head + ["serve", "--host", "127.0.0.1", "--port", str(ingest_port), "--feed", "none",
+                          "--core", core, "--data-dir", data_dir,
+                          "--max-unauthenticated-per-peer", "1000000"]  # fmt: skip
+            return cmd + ["--fast-port", str(port)] if fast else cmd
         if self.name == "naive":
             return [PY, os.path.join(HERE, "peers", "naive_litestar.py"), "--port", str(port)]
         if self.name == "picows":
@@ -62,6 +66,12 @@ SERVERS: dict[str, ServerSpec] = {
     for s in (
         ServerSpec("tickfan-rust", "tickfan (Rust core)", "full protocol: JWT auth, modes as asked"),
         ServerSpec("tickfan-python", "tickfan (Python twin)", "full protocol: JWT auth, modes as asked"),
+        ServerSpec(
+            "tickfan-fast",
+            "tickfan fast lane (Rust core)",
+            "full protocol on the extension's own WebSocket listener (--fast-port); HTTP API on Granian",
+            separate_ingest_port=True,
+        ),
         ServerSpec(
             "naive",
             "naive Litestar",
