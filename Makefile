@@ -55,6 +55,7 @@ chromium:
 
 test: build redis-server chromium
 	cargo test --quiet -p tickfan-core
+	cargo test --quiet --release -p tickfan-python --lib
 	$(PY) -m pytest -q --benchmark-disable
 
 # Micro-benchmarks: both cores and a naive baseline side by side, one group per operation.

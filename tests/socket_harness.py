@@ -1,4 +1,4 @@
-"""An in-process :class:`~tickfan.session.Session` over fake ASGI ``receive``/``send``, for the
+"""An in-process :class:`~tickfan.session.Session` and its Granian transport over fake ASGI ``receive``/``send``, for the
 socket-path unit tests (``tests/test_session.py``). No server, no sockets: the client's frames go
 into a queue, the server's events are recorded, and a send can be held to play a peer that
 stopped reading.
@@ -18,6 +18,7 @@ from tickfan.hub import Hub
 from tickfan.protocol import MessageDecoder
 from tickfan.session import Channel, Session
 from tickfan.stores import SqliteStore
+from tickfan.web.granian_transport import GranianTransport
 from tickfan.web.market_data import MarketDataChannel
 
 SECRET = "tickfan-unit-secret-" + "u" * 40
@@ -46,8 +47,9 @@ class FakeSocket:
         self.held = 0
         """Sends that were held."""
         self._released = asyncio.Event()
-        self.session = Session(hub, self.channel, MessageDecoder(self.channel.messages), self._send, peer=peer)
-        self.task = asyncio.create_task(self.session.run(self._receive))
+        self.session = Session(hub, self.channel, MessageDecoder(self.channel.messages), peer=peer)
+        self.transport = GranianTransport(self.session, self._send)
+        self.task = asyncio.create_task(self.transport.run(self._receive))
 
     async def _receive(self) -> dict[str, Any]:
         return await self.inbox.get()

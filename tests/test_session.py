@@ -214,7 +214,7 @@ def test_a_stalled_peer_is_a_slow_consumer_its_queue_dropped_and_told_why_when_i
         assert hub.metrics.slow_consumers_disconnected == 1
         with pytest.raises(UnknownConnection):  # the queue is gone, and nothing more is queued
             hub.core.queued(sock.session.conn_id)
-        assert sock.session._batch == []  # the 19 frames the writer had in hand too
+        assert sock.transport._batch == []  # the 19 frames the writer had in hand too
         sock.release()  # the peer reads again, within the close's bounded time
         assert await sock.closed() == 1013
         # The one frame that was in flight, then the error: the rest of the batch in hand was dropped.

@@ -116,7 +116,7 @@ The overflow rule above is unchanged: the hard limits still apply.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 Mode = Literal["tick", "batch", "conflate", "auto"]
 Direction = Literal["above", "below"]
@@ -376,3 +376,43 @@ class Core:
 
 def format_units(units: int, decimals: int) -> str:
     """The frame text of a decimal (see module doc)."""
+
+class FastLane:
+    """The Rust core only (the twin has none): the extension's own WebSocket listener for
+    ``/ws/market-data`` (``--fast-port``). Data frames go from ``core``'s queues to the socket
+    without Python; everything else is handed to Python as events (``tickfan.web.fast_lane``)."""
+
+    def __init__(
+        self, core: Core, host: str, port: int, allowed_origins: list[str], max_message_bytes: int,
+        close_timeout_s: float,
+    ) -> None:
+        """Bind now (``OSError`` with a clear message if the port cannot be had), then serve on a
+        thread of its own. ``SO_REUSEPORT``: the workers of one server share the port."""
+
+    @property
+    def port(self) -> int: ...
+
+    def fileno(self) -> int:
+        """Readable when events wait (for ``loop.add_reader``)."""
+
+    def take_events(self) -> list[tuple[str, int, Any]]:
+        """``(kind, lane_id, payload)``, oldest first: ``open`` (peer address), ``text`` (str),
+        ``binary`` (bytes), ``too_large``, ``gone``, ``panic`` (what panicked)."""
+
+    def attach(self, lane_id: int, conn_id: int) -> None:
+        """The connection's session has this core connection id: its writer drains that queue."""
+
+    def wake(self, lane_id: int) -> None:
+        """The connection's core queue went non-empty."""
+
+    def close(self, lane_id: int, frames: list[str], code: int, reason: str = "", discard: bool = False) -> None:
+        """Write ``frames``, then close with ``code``; ``discard``: drop the frames in hand."""
+
+    def progress(self, lane_id: int) -> tuple[int, int]:
+        """``(frames in hand, frames written)`` of the connection's writer."""
+
+    def stats(self) -> dict[str, int]:
+        """``connections``, ``frames``, ``bytes``, ``bursts``, ``write_ns``, ``panics``."""
+
+    def stop(self) -> None:
+        """Stop accepting, let the writers finish their closes (bounded), end the thread."""

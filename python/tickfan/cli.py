@@ -121,7 +121,26 @@ def prepare(flags: dict[str, Any]) -> Config:
         )
     except InvalidArgument as exc:
         raise ConfigError(f"invalid symbol universe: {exc}") from None
+    if config.fast_port is not None:
+        if module.IMPLEMENTATION != "rust":
+            raise ConfigError("--fast-port needs the Rust core (the fast lane is part of the extension); "
+                              f"the {module.IMPLEMENTATION} core is selected")
+        _check_port_free(config.host, config.fast_port)
     return config
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """A clear error now rather than a worker failing to start: the fast port must be free."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        raise ConfigError(f"--fast-port {port}: cannot listen on {host}:{port} ({exc.strerror or exc})") from None
 
 
 def _raise_fd_limit(wanted: int) -> None:
@@ -147,6 +166,8 @@ def serve(flags: dict[str, Any]) -> int:
 
     url = f"http://{config.host}:{config.port}"
     ws = f"ws://{config.host}:{config.port}/ws/market-data"
+    if config.fast_port is not None:
+        ws += f", fast lane ws://{config.host}:{config.fast_port}/ws/market-data"
     data_dir_flag = "" if config.jwt_secret else f" --data-dir {config.data_dir}"
     print(
         f"tickfan serving {url} (WebSocket {ws}); core={config.core} feed={config.feed} workers={config.workers}\n"

@@ -105,6 +105,7 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("host", str, "interface to listen on"),
     Setting("port", int, "TCP port (1-65535)"),
+    Setting("fast_port", int, "also serve /ws/market-data from the Rust extension's own listener on this port (the fast lane; needs the Rust core)", metavar="PORT"),
     Setting("workers", int, "worker processes; > 1 needs a broker spanning processes (Redis)"),
     Setting("feed", str, "tick source: the simulator, or none (publishers use POST /api/ticks)", choices=FEEDS),
     Setting("core", str, "core implementation", choices=CORES),
@@ -158,6 +159,7 @@ class Config:
 
     host: str = "127.0.0.1"
     port: int = 8000
+    fast_port: int | None = None
     workers: int = 1
     feed: str = "sim"
     core: str = "auto"
@@ -272,6 +274,9 @@ class Config:
 
         need(bool(self.host), "--host must not be empty")
         need(1 <= self.port <= 65535, f"--port must be between 1 and 65535, got {self.port}")
+        if self.fast_port is not None:
+            need(1 <= self.fast_port <= 65535, f"--fast-port must be between 1 and 65535, got {self.fast_port}")
+            need(self.fast_port != self.port, f"--fast-port must differ from --port (both {self.port})")
         need(self.workers >= 1, f"--workers must be >= 1, got {self.workers}")
         need(self.feed in FEEDS, f"--feed must be one of {', '.join(FEEDS)}, got {self.feed!r}")
         need(self.core in CORES, f"unknown core {self.core!r}: --core must be one of {', '.join(CORES)}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import collections
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -27,6 +28,25 @@ __all__ = ["Metrics", "CHANNEL_KEYS", "CONTENT_TYPE"]
 CHANNEL_KEYS = ("market_data", "bot_status", "notifications", "performance_metrics")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+def _transports(m: Metrics) -> Iterator[Any]:
+    """Per transport: the Granian endpoint (``granian``) and the fast lane (``fast``)."""
+    lane = m.fast_lane.stats() if m.fast_lane is not None else {}
+    granian_conns = m.connections.get("market_data", 0) - m.fast_lane_connections
+    rows = [
+        ("connections", GaugeMetricFamily, "Open market-data sockets", granian_conns, m.fast_lane_connections),
+        ("frames_out", CounterMetricFamily, "Frames written", m.frames_out, lane.get("frames", 0)),
+        ("bytes_out", CounterMetricFamily, "Bytes written", m.bytes_out, lane.get("bytes", 0)),
+        ("panics", CounterMetricFamily, "Writer panics (connection closed 1011)", 0, m.fast_lane_panics),
+        ("write_seconds", CounterMetricFamily, "Time spent writing bursts of frames (fast lane)", 0, lane.get("write_ns", 0) / 1e9),
+        ("write_bursts", CounterMetricFamily, "Bursts written, one flush each (fast lane)", 0, lane.get("bursts", 0)),
+    ]
+    for name, family, doc, granian, fast in rows:
+        metric = family(f"tickfan_transport_{name}", doc, labels=["transport"])
+        metric.add_metric(["granian"], granian)
+        metric.add_metric(["fast"], fast)
+        yield metric
 
 
 class Metrics:
@@ -45,6 +65,10 @@ class Metrics:
         self.unauthenticated = 0  # open sockets not (yet) authenticated
         self.unauthenticated_refused = 0
         self.core_stats: Callable[[], dict[str, int]] = dict
+        self.fast_lane: Any = None
+        """The worker's ``tickfan._core.FastLane`` when ``--fast-port`` is set (its ``stats()``)."""
+        self.fast_lane_connections = 0
+        self.fast_lane_panics = 0
         self.broker_stats: Callable[[], dict[str, float]] = dict
         """A cluster broker's counters (``RedisBroker.stats``); empty for the memory broker."""
         self.registry = CollectorRegistry(auto_describe=True)
@@ -92,6 +116,7 @@ class _Collector(Collector):
         stats = m.core_stats()
         yield CounterMetricFamily("tickfan_ticks_in", "Ticks ingested", value=stats.get("ticks_in", 0))
         yield CounterMetricFamily("tickfan_frames_out", "Frames written to sockets", value=m.frames_out)
+        yield from _transports(m)
         yield CounterMetricFamily("tickfan_bytes_out", "Bytes written to sockets", value=m.bytes_out)
         yield CounterMetricFamily("tickfan_frames_dropped", "Frames dropped by full outbound queues", value=stats.get("dropped", 0))
         yield CounterMetricFamily(

@@ -3,7 +3,8 @@ per backend of :data:`BACKENDS`: each core on the memory broker, and the Rust co
 broker (a private redis-server, ``tests/redis_server.py``), so the suites of every channel and
 route run against both brokers without running everything three times.
 
-- ``server``: one process per backend for the whole session (``--feed none``), with a short auth
+- ``server``: one process per backend for the whole session (``--feed none``), and one more
+  serving ``/ws/market-data`` on the Rust core's fast lane (``rust-fast``), with a short auth
   timeout, a small per-connection queue, a 6-symbol cap and test-only symbols, for the protocol
   tests (auth, messages, market data, HTTP routes).
 - ``sim_server``: one per backend for the session with the simulator on (batch == tick under load).
@@ -35,6 +36,10 @@ if os.environ.get("TICKFAN_E2E_WORKERS2"):  # one-off runs: the Redis backend as
     BACKENDS.append(("rust", "redis-w2"))
     IDS.append("rust-redis-w2")
 _DB = {"server": 1, "sim_server": 2, "plain_server": 3}
+SERVERS = [(core, broker, "granian") for core, broker in BACKENDS] + [("rust", "memory", "fast")]
+"""The ``server`` fixture's: every backend on Granian, and the Rust core's fast lane
+(``/ws/market-data`` on ``--fast-port``), so the protocol suites run over both transports."""
+SERVER_IDS = [*IDS, "rust-fast"]
 
 
 def _broker_args(broker: str, request: pytest.FixtureRequest, fixture: str) -> tuple[str, ...]:
@@ -45,10 +50,10 @@ def _broker_args(broker: str, request: pytest.FixtureRequest, fixture: str) -> t
     return ("--broker", f"redis://127.0.0.1:{redis.port}/{_DB[fixture] + (4 if workers else 0)}", *workers)
 
 
-@pytest.fixture(scope="session", params=BACKENDS, ids=IDS)
+@pytest.fixture(scope="session", params=SERVERS, ids=SERVER_IDS)
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    core, broker = request.param
-    data_dir = tmp_path_factory.mktemp(f"srv-{core}-{broker}")
+    core, broker, transport = request.param
+    data_dir = tmp_path_factory.mktemp(f"srv-{core}-{broker}-{transport}")
     srv = Server(
         core,
         data_dir,
@@ -59,6 +64,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         "--max-symbols-per-connection", "6",
         "--log-level", "warning",
         *_broker_args(broker, request, "server"),
+        transport=transport,
     ).start()
     srv.broker = broker
     yield srv

@@ -69,11 +69,17 @@ def users(*names: str) -> list[str]:
 class Server:
     """A ``tickfan serve`` process on 127.0.0.1 with a fixed data dir; ``extra`` are more CLI flags."""
 
-    def __init__(self, core: str, data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, core: str, data_dir: Path, *extra: str, env: dict[str, str] | None = None, transport: str = "granian"
+    ) -> None:
+        """``transport="fast"``: also serve the fast lane (``--fast-port``), and point
+        :meth:`ws` for ``/ws/market-data`` at it (every other path stays on ``--port``)."""
         self.core = core
+        self.transport = transport
         self.broker = "memory"
         """The broker the fixture gave it (``memory`` or ``redis``), for tests that differ."""
         self.port = free_port()
+        self.fast_port = free_port() if transport == "fast" else None
         self.data_dir = data_dir
         self.log_path = data_dir / "server.log"
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -86,6 +92,7 @@ class Server:
         return [
             sys.executable, "-m", "tickfan", "serve",
             "--port", str(self.port), "--core", self.core, "--data-dir", str(self.data_dir), *self.extra,
+            *(["--fast-port", str(self.fast_port)] if self.fast_port is not None else []),
         ]  # fmt: skip
 
     @property
@@ -93,6 +100,8 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def ws(self, path: str = "/ws/market-data") -> str:
+        if self.fast_port is not None and path == "/ws/market-data":
+            return f"ws://127.0.0.1:{self.fast_port}{path}"
         return f"ws://127.0.0.1:{self.port}{path}"
 
     def start(self) -> Server:
@@ -125,6 +134,8 @@ class Server:
         """Stop, then start on the same data dir (on a fresh port: the old one may linger)."""
         self.stop()
         self.port = free_port()
+        if self.fast_port is not None:
+            self.fast_port = free_port()
         return self.start()
 
     def log(self) -> str:

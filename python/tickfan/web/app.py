@@ -30,6 +30,7 @@ from tickfan.feeds.sim import SimFeed
 from tickfan.hub import Hub
 from tickfan.session import Channel
 from tickfan.web import api, dashboard, services
+from tickfan.web.fast_lane import FastLaneServer
 from tickfan.web.market_data import MarketDataChannel
 from tickfan.web.socket import RawSocketApp, channel_endpoint, channel_route
 
@@ -52,9 +53,15 @@ def create_app(config: Config, *, channels: Sequence[Callable[[Hub], Channel]] |
     hub = Hub(config, core_module, verifier_from_config(config), broker_from_config(config))
     feed = SimFeed(hub, hub.universe, speed=config.sim_speed, seed=config.sim_seed) if config.feed == "sim" else None
 
+    built = [factory(hub) for factory in (channels if channels is not None else CHANNELS)]
+    market_data = next((c for c in built if isinstance(c, MarketDataChannel)), None)
+    lane = FastLaneServer(hub, market_data) if config.fast_port is not None and market_data is not None else None
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await hub.start()  # the broker first: store open, alerts armed
+        if lane is not None and config.fast_port is not None:
+            lane.start(config.fast_port)
         lease: asyncio.Task[None] | None = None
         if feed is not None:
             if isinstance(hub.broker, RedisBroker):  # one feed per cluster: the lease holder's
@@ -72,9 +79,10 @@ def create_app(config: Config, *, channels: Sequence[Callable[[Hub], Channel]] |
                     await lease
             if feed is not None:
                 await feed.stop()
-            await hub.close()  # sockets (1001), timer, then the broker (pending commits, store)
-
-    built = [factory(hub) for factory in (channels if channels is not None else CHANNELS)]
+            await hub.stop()  # sockets (1001) of both transports, timer
+            if lane is not None:
+                await lane.stop()  # the lane's writers finish their closes, its thread ends
+            await hub.close()  # then the broker (pending commits, store)
     endpoints = {channel.path: channel_endpoint(hub, channel) for channel in built}
     app = Litestar(
         route_handlers=[*(channel_route(hub, channel, endpoints[channel.path]) for channel in built), *ROUTES],

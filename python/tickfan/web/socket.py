@@ -8,7 +8,7 @@ server's samples in a py-spy profile of the S2 load scenario.) Without the wrapp
 built by ``create_app`` and served directly) the handler's ``send`` is used. The adapter only
 checks the ``Origin`` allow-list and the per-address limit on unauthenticated sockets
 (over it: accept, then close 1013), accepts, and hands the socket to a
-:class:`~tickfan.session.Session`.
+:class:`~tickfan.web.granian_transport.GranianTransport` carrying a :class:`~tickfan.session.Session`.
 
 :class:`RawSocketApp` also serves a WebSocket whose path is exactly a channel's path itself,
 without Litestar's routing (12% of the server's CPU per connection in the S3 connect storm):
@@ -27,6 +27,7 @@ from litestar.handlers import ASGIRouteHandler
 from tickfan.hub import Hub
 from tickfan.protocol import PEER_LIMIT_REASON, CloseCode, MessageDecoder
 from tickfan.session import Channel, Session
+from tickfan.web.granian_transport import GranianTransport
 
 __all__ = ["channel_endpoint", "channel_route", "RawSocketApp", "RAW_SEND", "RAW_RECEIVE"]
 
@@ -117,8 +118,8 @@ def channel_endpoint(hub: Hub, channel: Channel) -> Endpoint:
         except BaseException:
             hub.release(peer)
             raise
-        session = Session(hub, channel, decoder, scope.get(RAW_SEND, send), peer=peer)
-        await session.run(scope.get(RAW_RECEIVE, receive))
+        transport = GranianTransport(Session(hub, channel, decoder, peer=peer), scope.get(RAW_SEND, send))
+        await transport.run(scope.get(RAW_RECEIVE, receive))
 
     return serve_socket
 

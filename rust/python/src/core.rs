@@ -2,6 +2,8 @@
 //! arguments (per-item for ticks, so wrong types get the spec's messages, not TypeError) and
 //! results; all behaviour lives in the core crate.
 
+use std::sync::{Arc, Mutex, MutexGuard};
+
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
@@ -10,11 +12,23 @@ use tickfan_core::{Config, Core, Num, RawTick, Resume, SymbolSpec, TickItem, Ts}
 use crate::candles::CandleCache;
 use crate::error::IntoPyResult;
 use crate::frame::PyFrame;
+
+/// The core as the binding and the fast lane share it.
+pub type SharedCore = Arc<Mutex<Core<PyFrame>>>;
+
+/// Lock the shared core; a panic elsewhere while it was held does not poison it for good
+/// (every core method leaves it consistent or refuses before changing it).
+pub fn lock(core: &SharedCore) -> MutexGuard<'_, Core<PyFrame>> {
+    core.lock().unwrap_or_else(|e| e.into_inner())
+}
 use crate::pylist;
 
 #[pyclass(module = "tickfan._core", name = "Core")]
 pub struct PyCore {
-    inner: Core<PyFrame>,
+    /// Shared with the fast lane's threads (`lane.rs`), which drain their connections' queues.
+    /// Lock order: a lane thread never attaches to the interpreter, so a Python call may wait
+    /// for this lock while attached; nothing waits for the interpreter while holding it.
+    inner: SharedCore,
     /// Tuples of final candles already handed out (see `candles.rs`).
     candles: CandleCache,
     /// The int object of each live connection id, at `id - 1` (ids are 1, 2, 3, ... and never
@@ -115,6 +129,15 @@ fn strs<'py>(seq: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyString>>> {
 }
 
 impl PyCore {
+    fn core(&self) -> MutexGuard<'_, Core<PyFrame>> {
+        lock(&self.inner)
+    }
+
+    /// The shared core, for the fast lane.
+    pub fn shared(&self) -> SharedCore {
+        Arc::clone(&self.inner)
+    }
+
     fn id_slot(&mut self, conn_id: i64) -> Option<&mut Option<Py<PyInt>>> {
         let i = usize::try_from(conn_id).ok()?.checked_sub(1)?;
         self.ids.get_mut(i)
@@ -214,14 +237,14 @@ impl PyCore {
             degrade_interval_ms,
         };
         Ok(PyCore {
-            inner: Core::new(specs, cfg).py_err(py)?,
+            inner: Arc::new(Mutex::new(Core::new(specs, cfg).py_err(py)?)),
             candles: CandleCache::default(),
             ids: Vec::new(),
         })
     }
 
     fn symbols(&self) -> Vec<(String, i64, i64)> {
-        self.inner
+        self.core()
             .symbols()
             .iter()
             .map(|s| (s.name.clone(), s.price_decimals, s.size_decimals))
@@ -273,7 +296,7 @@ impl PyCore {
                 }
             });
         }
-        self.inner.ingest(&items, now_ms).py_err(py)
+        self.core().ingest(&items, now_ms).py_err(py)
     }
 
     fn latest(
@@ -281,16 +304,16 @@ impl PyCore {
         py: Python<'_>,
         symbol: &Bound<'_, PyAny>,
     ) -> PyResult<Option<(u64, u64, f64, f64)>> {
-        let latest = self.inner.latest(&text(symbol)?).py_err(py)?;
+        let latest = self.core().latest(&text(symbol)?).py_err(py)?;
         Ok(latest.map(|t| (t.seq, t.ts, t.price, t.size)))
     }
 
     fn is_high_frequency(&self, py: Python<'_>, symbol: &Bound<'_, PyAny>) -> PyResult<bool> {
-        self.inner.is_high_frequency(&text(symbol)?).py_err(py)
+        self.core().is_high_frequency(&text(symbol)?).py_err(py)
     }
 
     fn connect<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyInt>> {
-        let id = self.inner.connect();
+        let id = self.core().connect();
         let obj = id.into_pyobject(py)?;
         // Ids are consecutive from 1: slot `id - 1` is the next one.
         debug_assert_eq!(self.ids.len() as u64 + 1, id);
@@ -299,7 +322,7 @@ impl PyCore {
     }
 
     fn disconnect(&mut self, conn_id: i64) {
-        self.inner.disconnect(conn_id);
+        self.core().disconnect(conn_id);
         if let Some(slot) = self.id_slot(conn_id) {
             *slot = None;
         }
@@ -329,14 +352,14 @@ impl PyCore {
             Some(v) => Some(v.extract::<i64>().unwrap_or(i64::MIN)),
         };
         let (known, unknown, snapshots) = self
-            .inner
+            .core()
             .subscribe(conn_id, &names, mode, interval, now_ms)
             .py_err(py)?;
         let known = known
             .into_iter()
-            .map(|i| self.inner.symbol_name(i).to_owned())
+            .map(|i| self.core().symbol_name(i).to_owned())
             .collect();
-        let snapshots = PyList::new(py, snapshots.into_iter().map(|f| f.obj))?;
+        let snapshots = PyList::new(py, snapshots.into_iter().map(|f| f.to_py(py)))?;
         Ok((known, unknown, snapshots))
     }
 
@@ -351,10 +374,10 @@ impl PyCore {
             .iter()
             .map(|s| s.to_str())
             .collect::<PyResult<Vec<&str>>>()?;
-        let removed = self.inner.unsubscribe(conn_id, &names).py_err(py)?;
+        let removed = self.core().unsubscribe(conn_id, &names).py_err(py)?;
         Ok(removed
             .into_iter()
-            .map(|i| self.inner.symbol_name(i).to_owned())
+            .map(|i| self.core().symbol_name(i).to_owned())
             .collect())
     }
 
@@ -363,10 +386,10 @@ impl PyCore {
         py: Python<'_>,
         conn_id: i64,
     ) -> PyResult<Vec<(String, &'static str, u32)>> {
-        let subs = self.inner.subscriptions(conn_id).py_err(py)?;
+        let subs = self.core().subscriptions(conn_id).py_err(py)?;
         Ok(subs
             .into_iter()
-            .map(|(i, mode, iv)| (self.inner.symbol_name(i).to_owned(), mode.name(), iv))
+            .map(|(i, mode, iv)| (self.core().symbol_name(i).to_owned(), mode.name(), iv))
             .collect())
     }
 
@@ -375,7 +398,7 @@ impl PyCore {
         py: Python<'_>,
         symbol: &Bound<'_, PyAny>,
     ) -> PyResult<Option<(u64, u64)>> {
-        self.inner.ring_range(&text(symbol)?).py_err(py)
+        self.core().ring_range(&text(symbol)?).py_err(py)
     }
 
     #[allow(clippy::type_complexity)]
@@ -394,13 +417,13 @@ impl PyCore {
         } else {
             last_seq.extract::<i64>().unwrap_or(i64::MAX)
         };
-        match self
-            .inner
+        let resumed = self
+            .core()
             .resume(conn_id, &text(symbol)?, last, epoch_matches)
-            .py_err(py)?
-        {
+            .py_err(py)?;
+        match resumed {
             Resume::Resumed(frames) => {
-                Ok((PyList::new(py, frames.into_iter().map(|f| f.obj))?, None))
+                Ok((PyList::new(py, frames.into_iter().map(|f| f.to_py(py)))?, None))
             }
             Resume::Gap {
                 from_seq,
@@ -411,15 +434,8 @@ impl PyCore {
     }
 
     fn push(&mut self, py: Python<'_>, conn_id: i64, frame: Bound<'_, PyString>) -> PyResult<bool> {
-        let len = frame.len()?;
-        self.inner
-            .push(
-                conn_id,
-                PyFrame {
-                    obj: frame.unbind(),
-                    len,
-                },
-            )
+        self.core()
+            .push(conn_id, PyFrame::from_py(frame)?)
             .py_err(py)
     }
 
@@ -431,44 +447,45 @@ impl PyCore {
         max_frames: i64,
     ) -> PyResult<Bound<'py, PyList>> {
         // Sized first: the frames leave the queue only once their list exists.
-        let n = self.inner.drain_len(conn_id, max_frames);
+        let mut core = self.core();
+        let n = core.drain_len(conn_id, max_frames);
         let list = pylist::with_len(py, n)?;
         if n > 0 {
-            let frames = self.inner.drain_frames(conn_id, max_frames);
+            let frames = core.drain_frames(conn_id, max_frames);
             // Every slot must be filled (an empty one would crash the caller).
             assert_eq!(frames.len(), n, "drain_len and drain_frames disagree");
             for (i, f) in frames.enumerate() {
-                pylist::put(&list, i, f.obj.into_bound(py).into_any());
+                pylist::put(&list, i, f.to_py(py).into_any());
             }
         }
-        self.inner.after_drain(conn_id);
+        core.after_drain(conn_id);
         Ok(list)
     }
 
     fn queued(&self, py: Python<'_>, conn_id: i64) -> PyResult<(usize, usize)> {
-        self.inner.queued(conn_id).py_err(py)
+        self.core().queued(conn_id).py_err(py)
     }
 
     fn take_ready<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let ids = self.inner.take_ready();
+        let ids = self.core().take_ready();
         self.id_list(py, &ids)
     }
 
     fn take_overflowed<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let ids = self.inner.take_overflowed();
+        let ids = self.core().take_overflowed();
         self.id_list(py, &ids)
     }
 
     fn flush(&mut self, now_ms: i64) {
-        self.inner.flush(now_ms)
+        self.core().flush(now_ms)
     }
 
     fn next_deadline_ms(&self) -> Option<i64> {
-        self.inner.next_deadline_ms()
+        self.core().next_deadline_ms()
     }
 
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = self.inner.stats();
+        let s = self.core().stats();
         let d = PyDict::new(py);
         d.set_item("ticks_in", s.ticks_in)?;
         d.set_item("frames_queued", s.frames_queued)?;
@@ -487,8 +504,8 @@ impl PyCore {
         interval: &Bound<'py, PyAny>,
         since_ms: i64,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let view = self
-            .inner
+        let core = lock(&self.inner);
+        let view = core
             .backfill_view(&text(symbol)?, &text(interval)?, since_ms)
             .py_err(py)?;
         self.candles.answer(py, &view)
@@ -501,8 +518,8 @@ impl PyCore {
         interval: &Bound<'py, PyAny>,
         limit: i64,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let view = self
-            .inner
+        let core = lock(&self.inner);
+        let view = core
             .recent_candles_view(&text(symbol)?, &text(interval)?, limit)
             .py_err(py)?;
         self.candles.answer(py, &view)
@@ -526,23 +543,24 @@ impl PyCore {
             .map(|d| d.to_str())
             .transpose()?
             .unwrap_or("");
-        self.inner
+        self.core()
             .add_alert(alert_id, &text(symbol)?, direction, level)
             .py_err(py)
     }
 
     fn remove_alert(&mut self, alert_id: i64) -> bool {
-        self.inner.remove_alert(alert_id)
+        self.core().remove_alert(alert_id)
     }
 
     fn take_fired(&mut self) -> Vec<(i64, String, u64, u64, f64)> {
-        let fired = self.inner.take_fired();
+        let mut core = self.core();
+        let fired = core.take_fired();
         fired
             .into_iter()
             .map(|f| {
                 (
                     f.alert_id,
-                    self.inner.symbol_name(f.symbol).to_owned(),
+                    core.symbol_name(f.symbol).to_owned(),
                     f.seq,
                     f.ts,
                     f.price,

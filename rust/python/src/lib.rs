@@ -5,6 +5,7 @@ mod candles;
 mod core;
 mod error;
 mod frame;
+mod lane;
 mod pylist;
 
 use pyo3::prelude::*;
@@ -43,6 +44,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("MIN_INTERVAL_MS", tickfan_core::MIN_INTERVAL_MS)?;
     m.add("MAX_INTERVAL_MS", tickfan_core::MAX_INTERVAL_MS)?;
     m.add_class::<core::PyCore>()?;
+    m.add_class::<lane::FastLane>()?;
     m.add_function(wrap_pyfunction!(format_units, m)?)?;
     Ok(())
 }

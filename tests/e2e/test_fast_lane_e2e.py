@@ -1,0 +1,213 @@
+"""The fast lane (``--fast-port``) against a real server: the same frames as the Granian
+endpoint, its refusals at start, its idle memory, its metrics. The protocol suites themselves
+run over the lane through the ``server`` fixture's ``rust-fast`` parameter."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from tickfan_e2e import SECRET, Server, expect_close, free_port, now_ms, recv_json, recv_until, run, write_universe
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def fast_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    data_dir = tmp_path_factory.mktemp("fast-lane")
+    srv = Server(
+        "rust", data_dir,
+        "--feed", "none",
+        "--symbols", str(write_universe(data_dir / "symbols.json")),
+        "--log-level", "warning",
+        transport="fast",
+    ).start()  # fmt: skip
+    yield srv
+    srv.stop()
+
+
+def _transport_metric(server: Server, name: str, transport: str) -> float:
+    text = httpx.get(server.http + "/metrics", timeout=5).text
+    for prefix in (f'tickfan_transport_{name}{{transport="{transport}"}} ', f'tickfan_transport_{name}_total{{transport="{transport}"}} '):
+        for line in text.splitlines():
+            if line.startswith(prefix):
+                return float(line[len(prefix):])
+    raise KeyError(name)
+
+
+async def _authed(url: str, server: Server, sub: str) -> ClientConnection:
+    ws = await connect(url, open_timeout=10)
+    await ws.send(json.dumps({"type": "auth", "token": server.token(sub)}))
+    reply = await recv_json(ws)
+    assert reply["type"] == "auth_success", reply
+    return ws
+
+
+async def _texts(ws: ClientConnection, until: Any, timeout: float = 10.0) -> list[str]:
+    """Raw text frames until ``until(parsed frame)`` holds for one (included)."""
+    out: list[str] = []
+    while True:
+        raw = await asyncio.wait_for(ws.recv(), timeout)
+        assert isinstance(raw, str)
+        out.append(raw)
+        if until(json.loads(raw)):
+            return out
+
+
+def test_both_transports_send_byte_identical_frames(fast_server: Server) -> None:
+    granian_url = f"ws://127.0.0.1:{fast_server.port}/ws/market-data"
+    fast_url = fast_server.ws("/ws/market-data")
+    assert fast_url != granian_url
+    frames_before = _transport_metric(fast_server, "frames_out", "fast")
+    ts = now_ms()
+    assert fast_server.publish([{"symbol": "SOL/USD", "price": 150.25, "size": 2.0, "ts": ts}]).status_code == 202
+    requests = [
+        {"type": "subscribe", "symbols": ["SOL/USD", "NOPE/USD"], "mode": "tick"},
+        {"type": "subscribe", "symbols": ["DOT/USD"], "mode": "batch", "interval_ms": 50},
+        {"type": "ping", "ts": 123},
+        {"type": "backfill_request", "symbols": ["SOL/USD"], "interval": "1m", "since": 0},
+        {"type": "bogus"},
+    ]
+
+    async def one(url: str, ticks_seen: asyncio.Event, go: asyncio.Event) -> list[str]:
+        async with await _authed(url, fast_server, "alice") as ws:
+            texts: list[str] = []
+            for request in requests:
+                await ws.send(json.dumps(request))
+            texts += await _texts(ws, lambda m: m["type"] == "error" and m["code"] == "unknown_type")
+            ticks_seen.set()
+            await go.wait()
+            seen: set[str] = set()
+
+            def done(m: dict[str, Any]) -> bool:
+                if m["type"] == "market_data_batch" or (m["type"] == "market_data" and m["ts"] == ts + 9):
+                    seen.add(m["type"])
+                return len(seen) == 2
+
+            texts += await _texts(ws, done)
+            return texts
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        ready_a, ready_b, go = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        a = asyncio.create_task(one(granian_url, ready_a, go))
+        b = asyncio.create_task(one(fast_url, ready_b, go))
+        await ready_a.wait()
+        await ready_b.wait()
+        batch = [{"symbol": "DOT/USD", "price": 7.5, "size": 1.0, "ts": ts + 1}]
+        ticks = [{"symbol": "SOL/USD", "price": 150.25 + i / 100, "size": 1.0 + i, "ts": ts + i} for i in range(1, 10)]
+        assert (await fast_server.apublish(batch + ticks)).status_code == 202
+        go.set()
+        return await a, await b
+
+    via_granian, via_fast = run(scenario())
+    # pong carries the server's clock: equal in shape, not in value
+    def normal(texts: list[str]) -> list[str]:
+        return [t if '"type":"pong"' not in t else json.dumps({**json.loads(t), "server_ts": 0}) for t in texts]
+
+    assert normal(via_fast) == normal(via_granian)
+    kinds = [json.loads(t)["type"] for t in via_fast]
+    for kind in ("error", "subscribed", "market_data", "pong", "backfill", "market_data_batch"):
+        assert kind in kinds, kinds
+    # the lane really wrote them (not the Granian endpoint)
+    assert _transport_metric(fast_server, "frames_out", "fast") >= frames_before + len(via_fast)
+
+
+def _serve_fails(tmp_path: Path, *flags: str) -> str:
+    args = [sys.executable, "-m", "tickfan", "serve", "--data-dir", str(tmp_path), "--feed", "none", *flags]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=60, env={**__import__("os").environ, "TICKFAN_JWT_SECRET": SECRET})
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    return proc.stdout + proc.stderr
+
+
+def test_the_fast_port_is_refused_with_the_python_core(tmp_path: Path) -> None:
+    out = _serve_fails(tmp_path, "--core", "python", "--port", str(free_port()), "--fast-port", str(free_port()))
+    assert "--fast-port needs the Rust core" in out
+
+
+def test_the_fast_port_equal_to_the_port_is_refused(tmp_path: Path) -> None:
+    port = free_port()
+    out = _serve_fails(tmp_path, "--core", "rust", "--port", str(port), "--fast-port", str(port))
+    assert "--fast-port must differ from --port" in out
+
+
+def test_a_fast_port_in_use_is_refused(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        out = _serve_fails(tmp_path, "--core", "rust", "--port", str(free_port()), "--fast-port", str(port))
+    assert f"--fast-port {port}: cannot listen" in out
+
+
+def test_a_wrong_path_on_the_fast_port_is_not_found(fast_server: Server) -> None:
+    async def scenario() -> int:
+        try:
+            await connect(f"ws://127.0.0.1:{fast_server.fast_port}/ws/bot-status", open_timeout=10)
+        except Exception as exc:  # noqa: BLE001 - the handshake is refused
+            return int(getattr(getattr(exc, "response", None), "status_code", 0))
+        return 101
+
+    assert run(scenario()) == 404
+
+
+IDLE = 1000
+IDLE_BOUND_KIB = 24
+
+
+def test_idle_authenticated_fast_lane_connections_cost_under_24_kib_each(fast_server: Server) -> None:
+    assert fast_server.proc is not None
+    root = psutil.Process(fast_server.proc.pid)
+
+    def rss() -> int:
+        """The server's RSS: the Granian main process and its worker."""
+        return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
+
+    url = fast_server.ws("/ws/market-data")
+
+    async def scenario() -> tuple[int, int]:
+        # Warm up the allocator and the lane with a first wave, measured from there.
+        socks: list[ClientConnection] = []
+        for _ in range(50):
+            socks.append(await _authed(url, fast_server, "idle"))
+        before = rss()
+        for _ in range(IDLE):
+            socks.append(await _authed(url, fast_server, "idle"))
+        after = rss()
+        assert _transport_metric(fast_server, "connections", "fast") >= IDLE + 50
+        await asyncio.gather(*(ws.close() for ws in socks))
+        return before, after
+
+    before, after = run(scenario(), timeout=240)
+    per_conn_kib = (after - before) / IDLE / 1024
+    print(f"fast lane: {per_conn_kib:.1f} KiB of server RSS per idle authenticated connection")
+    assert per_conn_kib < IDLE_BOUND_KIB
+
+
+def test_shutdown_closes_fast_lane_sockets_with_1001_and_exits_cleanly(tmp_path: Path) -> None:
+    srv = Server("rust", tmp_path, "--feed", "none", transport="fast").start()
+
+    async def scenario() -> list[int | None]:
+        lane = [await srv.authed(f"u{i}") for i in range(3)]
+        granian = await _authed(f"ws://127.0.0.1:{srv.port}/ws/market-data", srv, "g")
+        await lane[0].send(json.dumps({"type": "subscribe", "symbols": ["BTC/USD"], "mode": "tick"}))
+        await recv_until(lane[0], lambda m: m["type"] == "subscribed")
+        assert srv.proc is not None
+        srv.proc.terminate()
+        return [(await expect_close(ws, timeout=10))[0] for ws in [*lane, granian]]
+
+    try:
+        assert run(scenario()) == [1001, 1001, 1001, 1001]
+        assert srv.proc is not None and srv.proc.wait(15) == 0
+    finally:
+        srv.stop()
