@@ -36,9 +36,10 @@ sys.exit(rc)
 
 @pytest.fixture(scope="module", params=CORES)
 def zero_config(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """`tickfan serve` with no JWT setting: it makes its own secret in the data dir; the simulator feeds it."""
+    """`tickfan serve` with no JWT setting: it makes its own secret in the data dir; the simulator feeds it.
+    Its resume ring holds 50 ticks per symbol, so a reconnect after 200 ticks is a gap (not a resume)."""
     srv = Server(request.param, tmp_path_factory.mktemp(f"zc-{request.param}"), "--log-level", "warning",
-                 env={"TICKFAN_JWT_SECRET": ""}).start()
+                 "--resume-max-ticks", "50", env={"TICKFAN_JWT_SECRET": ""}).start()
     yield srv
     srv.stop()
 

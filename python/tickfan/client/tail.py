@@ -187,7 +187,8 @@ class Printer:
             return self.data(f"{iso(ev.ts)} core={ev.core} connections={conns} in={ev.ticks_in_per_s}/s "
                              f"out={ev.messages_out_per_s}/s p99={p99}ms rss={rss}")
         if isinstance(ev, Gap):
-            return self.note(f"! gap {ev.symbol}: seq {ev.from_seq}..{ev.to_seq} missing ({ev.to_seq - ev.from_seq + 1} ticks, {ev.reason})")
+            count = "?" if ev.to_seq is None else ev.to_seq - ev.from_seq + 1  # None: a server's epoch gap
+            return self.note(f"! gap {ev.symbol}: seq {ev.from_seq}..{ev.to_seq} missing ({count} ticks, {ev.reason})")
         if isinstance(ev, Disconnected):
             code = "no close frame" if ev.code is None else f"code {ev.code}"
             return self.note(f"~ disconnected ({code}: {ev.reason or '-'}); retrying in {ev.retry_in_s:.1f} s")
