@@ -173,12 +173,14 @@ class Channel(Generic[S]):
     async def close(self) -> None:
         """Stop reconnecting and close the socket; iteration ends (events not yet read are
         discarded: closing is the consumer's choice)."""
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+        task = self._task
+        # Cancelled again until it ends: on Python 3.11 ``asyncio.wait_for`` can lose a
+        # cancellation that arrives as its inner await completes (the driver reads through it).
+        while task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.1)
+        if task is not None and not task.cancelled():
+            task.exception()  # retrieved here: the stream already ended with it
         while True:  # wake a consumer blocked on the queue
             try:
                 self._queue.put_nowait(_End(None))
@@ -317,7 +319,7 @@ class Channel(Generic[S]):
                 keeper.cancel()
             try:
                 await asyncio.wait_for(ws.close(), 2)
-            except (Exception, asyncio.CancelledError):
+            except Exception:  # a cancellation goes on: the driver is being stopped
                 pass
 
     async def _opened(self) -> None:
