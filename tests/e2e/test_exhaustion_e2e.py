@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -36,20 +34,6 @@ def tree_rss(server: Server) -> int:
     assert server.proc is not None
     root = psutil.Process(server.proc.pid)
     return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
-
-
-def kill_tree(server: Server) -> None:
-    """SIGKILL the server and its workers at once (no graceful anything)."""
-    assert server.proc is not None
-    root = psutil.Process(server.proc.pid)
-    procs = [root, *root.children(recursive=True)]
-    for p in procs:
-        try:
-            os.kill(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    server.proc.wait(10)
-    psutil.wait_procs(procs, timeout=10)
 
 
 def connections(server: Server) -> float:
@@ -219,7 +203,7 @@ def test_sigkill_with_1000_notification_posts_in_flight_loses_and_duplicates_not
             if answer is not None and answer[0] == 201:
                 acked[f"n-{i:04d}"] = answer[1]["id"]
                 if len(acked) == kill_at:
-                    kill_tree(server)
+                    server.kill()
 
         tasks = [asyncio.create_task(one(i)) for i in range(total)]
         for event in events:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import psutil
 from websockets.asyncio.client import ClientConnection, connect
 
 from tickfan.auth import mint
@@ -129,6 +130,20 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait(5)
+
+    def kill(self) -> None:
+        """SIGKILL the server and its workers at once (no graceful anything). Granian's workers
+        are child processes that outlive a SIGKILL of their parent alone."""
+        assert self.proc is not None
+        root = psutil.Process(self.proc.pid)
+        procs = [root, *root.children(recursive=True)]
+        for p in procs:
+            try:
+                os.kill(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait(10)
+        psutil.wait_procs(procs, timeout=10)
 
     def restart(self) -> Server:
         """Stop, then start on the same data dir (on a fresh port: the old one may linger)."""
