@@ -31,7 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from latency import merge_sparse, percentiles_ms  # noqa: E402
 from publisher import fetch_symbols  # noqa: E402
-from servers import SERVERS, RunningServer  # noqa: E402
+from servers import SERVERS, RunningServer, build_rust_peer  # noqa: E402
 from wire import DEFAULT_UNIVERSE, mint_token  # noqa: E402
 
 PY = sys.executable
@@ -56,6 +56,8 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("S2", "many sockets: 10,000 clients, 10 symbols x 5 ticks/s, tick", 10000, 50, 10, "tick"),
         Scenario("S3", "connect storm + idle memory: 10,000 clients", 10000, 0, 10, "tick", storm=True),
         Scenario("S4", "low load, latency floor: 100 clients, 200 ticks/s, tick", 100, 200, 1, "tick"),
+        # Every 10 ms POST carries 20 ticks: 20 frames queue up per connection at once (a burst).
+        Scenario("S5", "burst: 100 clients on BTC/USD, 2,000 ticks/s, tick (20 frames per connection per POST)", 100, 2000, 1, "tick"),
         # CI: proves the harness runs and nothing is lost; both frame kinds (tick and batch) decoded.
         Scenario("smoke", "smoke: 200 clients, 2 symbols x 200 ticks/s, tick and auto", 200, 400, 2, "tick,auto"),
         # make bench-ci: the same small load in each mode, for bytes per tick and server CPU per frame.
@@ -416,6 +418,8 @@ async def main(args: argparse.Namespace) -> int:
         "scenarios": {k: asdict(v) for k, v in SCENARIOS.items()},
         "results": [],
     }
+    if "rust-ref" in args.servers.split(","):
+        build_rust_peer()
     if args.ceiling:
         from ceiling import measure_ceiling
 
@@ -456,7 +460,7 @@ def brief(row: dict) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--servers", default=",".join(SERVERS), help=f"comma-separated, from {','.join(SERVERS)}")
-    p.add_argument("--scenarios", default="S1,S2,S3,S4", help=f"comma-separated, from {','.join(SCENARIOS)}")
+    p.add_argument("--scenarios", default="S1,S2,S3,S4,S5", help=f"comma-separated, from {','.join(SCENARIOS)}")
     p.add_argument("--scale", type=float, default=1.0, help="multiply every scenario's client count (dev runs)")
     p.add_argument("--duration-s", type=float, default=10.0, help="publishing time per run")
     p.add_argument("--drain-s", type=float, default=2.0,

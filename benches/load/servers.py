@@ -23,6 +23,21 @@ import psutil
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PY = sys.executable
+ROOT = os.path.dirname(os.path.dirname(HERE))
+RUST_PEER = os.path.join(HERE, "peers", "rust_broadcast")
+RUST_PEER_TARGET = os.path.join(ROOT, "target", "bench-peers")
+RUST_PEER_BIN = os.path.join(RUST_PEER_TARGET, "release", "rust-broadcast-peer")
+
+
+def build_rust_peer() -> str:
+    """cargo build --release the Rust reference peer (its own crate, its own target dir, so the
+    project's workspace and `make test` never build it); returns the binary's path."""
+    subprocess.run(
+        ["cargo", "build", "--release", "--quiet", "--manifest-path", os.path.join(RUST_PEER, "Cargo.toml"),
+         "--target-dir", RUST_PEER_TARGET],
+        check=True,
+    )  # fmt: skip
+    return RUST_PEER_BIN
 
 
 def free_port() -> int:
@@ -58,6 +73,8 @@ class ServerSpec:
         if self.name == "picows":
             return [PY, os.path.join(HERE, "peers", "picows_broadcast.py"), "--port", str(port),
                     "--ingest-port", str(ingest_port)]  # fmt: skip
+        if self.name == "rust-ref":
+            return [RUST_PEER_BIN, "--port", str(port), "--ingest-port", str(ingest_port)]
         raise ValueError(self.name)
 
 
@@ -81,6 +98,13 @@ SERVERS: dict[str, ServerSpec] = {
             "picows",
             "picows broadcast",
             "JWT auth; tick frames only (no batching): one encode per tick, writes coalesced per ingest request, unbounded send buffers",
+            separate_ingest_port=True,
+        ),
+        ServerSpec(
+            "rust-ref",
+            "Rust reference (tokio-tungstenite)",
+            "peers/rust_broadcast: one tokio thread, 4 KiB read buffer, each tick encoded once and shared; "
+            "every waiting frame fed then one flush per connection; JWT auth; tick frames only; unbounded queues",
             separate_ingest_port=True,
         ),
     )
