@@ -47,6 +47,7 @@ class Scenario:
     n_symbols: int = 1  # the first n of the universe, BTC/USD first; client k takes symbol k % n
     mode: str | None = None
     storm: bool = False  # connect storm + idle memory: measure the handshakes, publish nothing
+    connect_only: bool = False  # storm: WebSocket upgrade only, no auth, no subscribe
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -55,6 +56,9 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("S1", "high-frequency fan-out: 1,000 clients on BTC/USD, 1,000 ticks/s, auto", 1000, 1000, 1, "auto"),
         Scenario("S2", "many sockets: 10,000 clients, 10 symbols x 5 ticks/s, tick", 10000, 50, 10, "tick"),
         Scenario("S3", "connect storm + idle memory: 10,000 clients", 10000, 0, 10, "tick", storm=True),
+        # S3's floor: the same storm, only the upgrade (its target compares against this).
+        Scenario("S3c", "connect storm, upgrade only (no auth, no subscribe): 10,000 clients", 10000, 0, 10, None,
+                 storm=True, connect_only=True),
         Scenario("S4", "low load, latency floor: 100 clients, 200 ticks/s, tick", 100, 200, 1, "tick"),
         # Every 10 ms POST carries 20 ticks: 20 frames queue up per connection at once (a burst).
         Scenario("S5", "burst: 100 clients on BTC/USD, 2,000 ticks/s, tick (20 frames per connection per POST)", 100, 2000, 1, "tick"),
@@ -173,6 +177,8 @@ async def run_one(spec_name: str, sc: Scenario, args: argparse.Namespace, log_di
                     "--concurrency", str(args.concurrency), "--deadline-s", str(args.duration_s + 300)]  # fmt: skip
             if sc.mode:
                 argv += ["--mode", sc.mode]
+            if sc.connect_only:
+                argv.append("--connect-only")
             procs.append(await ClientProc.start(argv, env))
             first += n
         readies = await asyncio.gather(*(p.expect("READY", 120) for p in procs))
@@ -418,7 +424,7 @@ async def main(args: argparse.Namespace) -> int:
         "scenarios": {k: asdict(v) for k, v in SCENARIOS.items()},
         "results": [],
     }
-    if "rust-ref" in args.servers.split(","):
+    if {"rust-ref", "rust-ref-fws"} & set(args.servers.split(",")):
         build_rust_peer()
     if args.ceiling:
         from ceiling import measure_ceiling
@@ -460,7 +466,7 @@ def brief(row: dict) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--servers", default=",".join(SERVERS), help=f"comma-separated, from {','.join(SERVERS)}")
-    p.add_argument("--scenarios", default="S1,S2,S3,S4,S5", help=f"comma-separated, from {','.join(SCENARIOS)}")
+    p.add_argument("--scenarios", default="S1,S2,S3,S3c,S4,S5", help=f"comma-separated, from {','.join(SCENARIOS)}")
     p.add_argument("--scale", type=float, default=1.0, help="multiply every scenario's client count (dev runs)")
     p.add_argument("--duration-s", type=float, default=10.0, help="publishing time per run")
     p.add_argument("--drain-s", type=float, default=2.0,

@@ -73,8 +73,9 @@ class ServerSpec:
         if self.name == "picows":
             return [PY, os.path.join(HERE, "peers", "picows_broadcast.py"), "--port", str(port),
                     "--ingest-port", str(ingest_port)]  # fmt: skip
-        if self.name == "rust-ref":
-            return [RUST_PEER_BIN, "--port", str(port), "--ingest-port", str(ingest_port)]
+        if self.name in ("rust-ref", "rust-ref-fws"):
+            ws = "fastwebsockets" if self.name == "rust-ref-fws" else "tungstenite"
+            return [RUST_PEER_BIN, "--port", str(port), "--ingest-port", str(ingest_port), "--ws", ws]
         raise ValueError(self.name)
 
 
@@ -105,6 +106,13 @@ SERVERS: dict[str, ServerSpec] = {
             "Rust reference (tokio-tungstenite)",
             "peers/rust_broadcast: one tokio thread, 4 KiB read buffer, each tick encoded once and shared; "
             "every waiting frame fed then one flush per connection; JWT auth; tick frames only; unbounded queues",
+            separate_ingest_port=True,
+        ),
+        ServerSpec(
+            "rust-ref-fws",
+            "Rust reference (fastwebsockets)",
+            "the same server on fastwebsockets (--ws fastwebsockets): 8 KiB read buffer (fixed by the crate), "
+            "frames written into a 4 KiB BufWriter, one flush per burst",
             separate_ingest_port=True,
         ),
     )

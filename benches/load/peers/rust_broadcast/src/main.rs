@@ -12,6 +12,9 @@
 //! token with `scope=publish`), `GET /api/symbols`, `GET /healthz`.
 //!
 //!     rust-broadcast-peer --port 8002 --ingest-port 8003     (secret: TICKFAN_JWT_SECRET)
+//!     rust-broadcast-peer --ws fastwebsockets ...              (the same on fastwebsockets)
+
+mod fws;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -36,7 +39,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-const PATH: &str = "/ws/market-data";
+pub(crate) const PATH: &str = "/ws/market-data";
 /// The read buffer of every connection, set explicitly (tungstenite's default is 128 KiB).
 const READ_BUFFER: usize = 4096;
 /// Symbol, price decimals, size decimals: the load benchmark's default universe (wire.py).
@@ -61,10 +64,10 @@ struct Symbol {
     subscribers: Vec<(u64, Queue)>,
 }
 
-struct Hub {
+pub(crate) struct Hub {
     secret: Vec<u8>,
     epoch: String,
-    next_id: AtomicU64,
+    pub(crate) next_id: AtomicU64,
     symbols: Mutex<HashMap<String, Symbol>>,
 }
 
@@ -152,7 +155,7 @@ impl Hub {
         known
     }
 
-    fn forget(&self, id: u64) {
+    pub(crate) fn forget(&self, id: u64) {
         for sym in self.symbols.lock().unwrap().values_mut() {
             sym.subscribers.retain(|(i, _)| *i != id);
         }
@@ -160,13 +163,13 @@ impl Hub {
 }
 
 /// What one client message asks of the connection.
-enum Answer {
+pub(crate) enum Answer {
     Reply(String),
     Refuse(String),
     Nothing,
 }
 
-fn handle(hub: &Hub, id: u64, queue: &Queue, authed: &mut bool, text: &str) -> Answer {
+pub(crate) fn handle(hub: &Hub, id: u64, queue: &Queue, authed: &mut bool, text: &str) -> Answer {
     let Ok(msg) = serde_json::from_str::<Value>(text) else {
         return Answer::Reply(r#"{"type":"error","code":"invalid_json","error":"Invalid JSON"}"#.into());
     };
@@ -328,6 +331,7 @@ async fn ingest_conn(hub: Arc<Hub>, mut tcp: TcpStream) {
 fn main() {
     let mut host = "127.0.0.1".to_owned();
     let (mut port, mut ingest_port) = (8002u16, 8003u16);
+    let mut fast = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let v = args.next().unwrap_or_else(|| panic!("{a} needs a value"));
@@ -335,7 +339,12 @@ fn main() {
             "--host" => host = v,
             "--port" => port = v.parse().expect("--port"),
             "--ingest-port" => ingest_port = v.parse().expect("--ingest-port"),
-            _ => panic!("unknown argument {a} (--host, --port, --ingest-port)"),
+            "--ws" => fast = match v.as_str() {
+                "tungstenite" => false,
+                "fastwebsockets" => true,
+                _ => panic!("--ws tungstenite|fastwebsockets"),
+            },
+            _ => panic!("unknown argument {a} (--host, --port, --ingest-port, --ws)"),
         }
     }
     let hub = Arc::new(Hub {
@@ -357,7 +366,11 @@ fn main() {
         });
         while let Ok((tcp, _)) = ws.accept().await {
             let _ = tcp.set_nodelay(true);
-            tokio::spawn(serve(Arc::clone(&hub), tcp));
+            if fast {
+                tokio::spawn(fws::serve(Arc::clone(&hub), tcp));
+            } else {
+                tokio::spawn(serve(Arc::clone(&hub), tcp));
+            }
         }
     });
 }
