@@ -193,6 +193,21 @@ def cost_table(run: dict) -> list[str]:
     return lines
 
 
+def thread_table(run: dict) -> list[str]:
+    """Where the server's CPU went, per thread name (busiest first), for the publishing runs."""
+    rows = [r for r in run["results"] if r.get("server_threads_cpu_s") and r.get("server_cpu_s")]
+    if not rows:
+        return []
+    lines = ["", "## Server CPU by thread (share of the server's CPU in the window)", "",
+             "| scen. | server | threads |", "| --- | --- | --- |"]  # fmt: skip
+    for r in rows:
+        total = sum(r["server_threads_cpu_s"].values()) or 1.0
+        top = sorted(r["server_threads_cpu_s"].items(), key=lambda kv: -kv[1])[:5]
+        lines.append(f"| {r['scenario']} | {r['server_label']} | "
+                     + ", ".join(f"`{k}` {100 * v / total:.0f}%" for k, v in top) + " |")  # fmt: skip
+    return lines
+
+
 def markdown(run: dict) -> str:
     m = run["machine"]
     lines = [
@@ -264,11 +279,14 @@ def markdown(run: dict) -> str:
                 f"| {_f(r['rss_per_conn_bytes'] / 1024 if r['rss_per_conn_bytes'] is not None else None, '.1f')} KiB |"
             )
     lines += cost_table(run)
+    lines += thread_table(run)
     notes = sorted({(r["server_label"], r["server_notes"]) for r in run["results"]})
     lines += ["", "## Servers", ""] + [f"- {label}: {note}" for label, note in notes]
     checks = target_checks(run)
     if checks:
         lines += ["", "## Against the targets", "", *checks]
+    if run.get("findings"):  # written after the run, by hand, into the JSON: what limits each target
+        lines += ["", "## Findings", "", run["findings"].rstrip()]
     lines += ["", "Targets:", "", TARGETS]
     extra = []
     for r in run["results"]:

@@ -215,11 +215,13 @@ async def run_one(spec_name: str, sc: Scenario, args: argparse.Namespace, log_di
         m0 = await asyncio.to_thread(server.scrape)
         spy = await start_profiler(server, sc, args) if args.profile else None
         cpu0, wall0 = server.cpu_s(), time.perf_counter()
+        threads0 = server.thread_cpu_s()
         psutil.cpu_percent()  # starts the machine-wide window
         pub = await run_publisher(server.ingest_port, sc.rate, names, universe, args.duration_s, env)
         expected = sum(published(pub, s) * n for s, n in subscribers.items())
         row["drain_s"] = await drain(procs, expected, args.drain_s, args.drain_max_s)
         cpu1, wall1 = server.cpu_s(), time.perf_counter()
+        threads1 = server.thread_cpu_s()
         machine_pct = psutil.cpu_percent()
         rss_busy = server.rss_bytes()
         m1 = await asyncio.to_thread(server.scrape)
@@ -233,6 +235,8 @@ async def run_one(spec_name: str, sc: Scenario, args: argparse.Namespace, log_di
         asked = sc.rate / len(names) * pub["duration_s"] * sum(subscribers.values())
         row["asked_deliveries"] = asked
         row["delivered_of_asked_pct"] = 100.0 * row["delivered_ticks"] / asked if asked else None
+        row["server_threads_cpu_s"] = {k: round(v - threads0.get(k, 0.0), 3) for k, v in threads1.items()
+                                       if v - threads0.get(k, 0.0) >= 0.01}  # fmt: skip
         row["server_rss_bytes"] = rss_busy
         row["machine_cpu_pct"] = machine_pct
         row["machine_saturated"] = machine_pct >= 90.0

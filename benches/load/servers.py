@@ -182,6 +182,29 @@ class RunningServer:
                 total += c.user + c.system
         return total
 
+    def thread_cpu_s(self) -> dict[str, float]:
+        """CPU seconds (user + system) per thread name over the process tree, from
+        /proc/PID/task/TID/{comm,stat}: which thread (Python, Granian's runtime, the fast lane's
+        tokio thread) does the work. Linux only; {} elsewhere."""
+        out: dict[str, float] = {}
+        tick = os.sysconf("SC_CLK_TCK")
+        for p in self._tree():
+            try:
+                tids = os.listdir(f"/proc/{p.pid}/task")
+            except OSError:
+                continue
+            for tid in tids:
+                try:
+                    with open(f"/proc/{p.pid}/task/{tid}/comm") as f:
+                        name = f.read().strip()
+                    with open(f"/proc/{p.pid}/task/{tid}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                    cpu = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+                except (OSError, ValueError, IndexError):
+                    continue
+                out[name] = out.get(name, 0.0) + cpu
+        return out
+
     def rss_bytes(self) -> int:
         total = 0
         for p in self._tree():
