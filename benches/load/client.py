@@ -36,7 +36,7 @@ from picows import WSCloseCode, WSListener, WSMsgType, ws_connect
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from latency import COARSE_BIN_US, FINE_BIN_US, FINE_LIMIT_US, N_BINS, N_FINE, bin_of, to_sparse  # noqa: E402
-from wire import AuthSuccess, Error, MarketData, MarketDataBatch, Subscribed, decoder, mint_token  # noqa: E402
+from wire import AuthSuccess, Degraded, Error, Gap, MarketData, MarketDataBatch, Subscribed, decoder, mint_token  # noqa: E402
 
 NEVER_MS = 1 << 62
 FLUSH_TICKS = 200_000  # pending batch ticks before a vectorised latency pass (~2 MB of ints)
@@ -65,6 +65,8 @@ class Stats:
         self.dropped_live = 0
         self.malformed = 0
         self.undecodable = 0
+        self.degraded = 0  # `degraded` notices: the server switched a slow socket to conflation
+        self.gap_notices = 0  # `gap` notices (the ticks a degraded socket missed)
 
     def reset(self) -> None:
         self.frames = 0
@@ -170,6 +172,10 @@ class Client(WSListener):
             if not self.done.done():
                 self.live = True
                 self.done.set_result(time.perf_counter())
+        elif tm is Degraded:
+            st.degraded += 1
+        elif tm is Gap:
+            st.gap_notices += 1
         elif tm is Error:
             er = st.errors
             er[m.code] = er.get(m.code, 0) + 1
@@ -356,6 +362,8 @@ async def main(args: argparse.Namespace) -> None:
             "dups": st.dups,
             "malformed": st.malformed,
             "undecodable": st.undecodable,
+            "degraded": st.degraded,
+            "gap_notices": st.gap_notices,
             "errors": st.errors,
             "close_codes": st.close_codes,
             "dropped_live": st.dropped_live,

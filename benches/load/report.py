@@ -299,6 +299,8 @@ def markdown(run: dict) -> str:
             bits.append(f"close codes {r['close_codes']}")
         if r.get("dropped_connections"):
             bits.append(f"{r['dropped_connections']} connections dropped while live")
+        if r.get("degraded") or r.get("gap_notices"):
+            bits.append(f"{r.get('degraded')} `degraded` and {r.get('gap_notices')} `gap` notices (slow sockets conflated)")
         if r.get("dups") or r.get("malformed"):
             bits.append(f"dups {r.get('dups')}, malformed {r.get('malformed')}")
         pub = r.get("publisher") or {}

@@ -396,6 +396,8 @@ def summarise(results: list[dict], pub: dict, subscribers: dict[str, int], serve
         "dups": sum(r["dups"] for r in results),
         "malformed": sum(r["malformed"] for r in results) + sum(r["undecodable"] for r in results),
         "dropped_connections": sum(r["dropped_live"] for r in results),
+        "degraded": sum(r.get("degraded", 0) for r in results),
+        "gap_notices": sum(r.get("gap_notices", 0) for r in results),
         "errors": errors,
         "close_codes": closes,
         "lat_p50_ms": pct["p50"],
