@@ -211,3 +211,50 @@ def test_shutdown_closes_fast_lane_sockets_with_1001_and_exits_cleanly(tmp_path:
         assert srv.proc is not None and srv.proc.wait(15) == 0
     finally:
         srv.stop()
+
+
+PANICS = {
+    # where the lane panics: the text a client sends to make it panic there
+    "reader": '{"type":"ping","ts":1,"note":"panic-in-reader"}',
+    "handoff": '{"type":"ping","ts":2,"note":"panic-in-handoff"}',
+    "writer": '{"type":"ping","ts":4242424242}',  # the pong frame holds the writer's marker
+}
+
+
+def test_a_panic_in_the_lane_closes_that_connection_with_1011_counted_and_logged(tmp_path: Path) -> None:
+    spec = 'reader:panic-in-reader handoff:panic-in-handoff writer:"ts":4242424242,'
+    srv = Server("rust", tmp_path, "--feed", "none", env={"TICKFAN_FAST_LANE_PANIC": spec}, transport="fast").start()
+
+    async def scenario() -> tuple[dict[str, int | None], list[int]]:
+        bystander = await srv.authed("bystander")
+        await bystander.send(json.dumps({"type": "subscribe", "symbols": ["BTC/USD"], "mode": "tick"}))
+        await recv_until(bystander, lambda m: m["type"] == "subscribed")
+        codes: dict[str, int | None] = {}
+        seqs: list[int] = []
+        for where, text in PANICS.items():
+            victim = await srv.authed(f"victim-{where}")
+            await victim.send(text)
+            codes[where] = (await expect_close(victim, timeout=10))[0]
+            # the others keep receiving, on the connection opened before and on a new one
+            ts = now_ms()
+            assert (await srv.apublish([{"symbol": "BTC/USD", "price": 50_000.5, "size": 1.0, "ts": ts}])).status_code == 202
+            seqs.append((await recv_until(bystander, lambda m: m.get("ts") == ts))[0]["seq"])
+            newcomer = await srv.authed(f"after-{where}")
+            await newcomer.send(json.dumps({"type": "ping", "ts": 7}))
+            assert (await recv_until(newcomer, lambda m: m["type"] == "pong"))[0]["ts"] == 7
+            await newcomer.close()
+        await bystander.close()
+        return codes, seqs
+
+    try:
+        codes, seqs = run(scenario(), timeout=120)
+        assert codes == {"reader": 1011, "handoff": 1011, "writer": 1011}
+        assert seqs == list(range(seqs[0], seqs[0] + 3))
+        assert _transport_metric(srv, "panics", "fast") == 3
+        assert srv.proc is not None and srv.proc.poll() is None, "the server survived"
+        log = srv.log_path.read_text()
+        for where in ("Reader", "Handoff", "Writer"):
+            assert f"injected by TICKFAN_FAST_LANE_PANIC ({where})" in log
+        assert log.count("closed with 1011") == 3
+    finally:
+        srv.stop()
