@@ -9,6 +9,7 @@ import json
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import psutil
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
+from redis_server import RedisServer
 from tickfan_e2e import SECRET, Server, expect_close, free_port, now_ms, recv_json, recv_until, run, write_universe
 
 pytestmark = pytest.mark.e2e
@@ -256,5 +258,67 @@ def test_a_panic_in_the_lane_closes_that_connection_with_1011_counted_and_logged
         for where in ("Reader", "Handoff", "Writer"):
             assert f"injected by TICKFAN_FAST_LANE_PANIC ({where})" in log
         assert log.count("closed with 1011") == 3
+    finally:
+        srv.stop()
+
+
+def test_every_worker_serves_the_fast_port_and_every_lane_client_gets_every_tick(
+    tmp_path: Path, fresh_redis: RedisServer
+) -> None:
+    srv = Server("rust", tmp_path, "--feed", "none", "--broker", fresh_redis.url, "--workers", "2",
+                 "--log-level", "warning", transport="fast").start()  # fmt: skip
+    assert srv.proc is not None and srv.fast_port is not None
+    clients = 16
+
+    def lane_sockets() -> dict[int, tuple[int, int]]:
+        """Per process of the server: (listeners, established connections) on the fast port."""
+        out: dict[int, tuple[int, int]] = {}
+        for proc in [psutil.Process(srv.proc.pid), *psutil.Process(srv.proc.pid).children(recursive=True)]:
+            conns = [c for c in proc.net_connections(kind="tcp") if c.laddr and c.laddr.port == srv.fast_port]
+            listening = sum(c.status == psutil.CONN_LISTEN for c in conns)
+            established = sum(c.status == psutil.CONN_ESTABLISHED for c in conns)
+            if listening or established:
+                out[proc.pid] = (listening, established)
+        return out
+
+    # The server is ready when one worker is: wait until both listen on the fast port.
+    deadline = time.monotonic() + 30
+    while sum(n for n, _ in lane_sockets().values()) < 2:
+        assert time.monotonic() < deadline, f"one fast-lane listener per worker: {lane_sockets()}"
+        time.sleep(0.1)
+
+    async def scenario() -> tuple[dict[int, tuple[int, int]], list[list[int]]]:
+        socks = [await srv.authed(f"w{i}") for i in range(clients)]
+        for ws in socks:
+            await ws.send(json.dumps({"type": "subscribe", "symbols": ["BTC/USD"], "mode": "tick"}))
+            await recv_until(ws, lambda m: m["type"] == "subscribed")
+        spread = lane_sockets()
+        ts = now_ms()
+        for batch in range(4):  # over HTTP, to whichever worker the kernel picks
+            ticks = [{"symbol": "BTC/USD", "price": 60_000 + batch * 5 + i, "size": 1.0, "ts": ts + batch * 5 + i} for i in range(5)]
+            assert (await srv.apublish(ticks)).status_code == 202
+        last = ts + 19
+
+        async def received(ws: ClientConnection) -> list[int]:
+            out: list[int] = []
+            while True:
+                m = (await recv_until(ws, lambda m: m["type"] == "market_data" and m["ts"] >= ts))[0]
+                out.append(m["seq"])
+                if m["ts"] == last:
+                    return out
+
+        got = await asyncio.gather(*(received(ws) for ws in socks))
+        await asyncio.gather(*(ws.close() for ws in socks))
+        return spread, got
+
+    try:
+        spread, got = run(scenario(), timeout=120)
+        listeners = {pid: n for pid, (n, _) in spread.items() if n}
+        assert len(listeners) == 2, f"one fast-lane listener per worker: {spread}"
+        serving = [pid for pid, (_, established) in spread.items() if established]
+        assert len(serving) == 2, f"the kernel spread the clients over both workers: {spread}"
+        first = got[0][0]
+        for seqs in got:
+            assert seqs == list(range(first, first + 20))
     finally:
         srv.stop()
