@@ -20,7 +20,9 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from redis_server import RedisServer
-from tickfan_e2e import SECRET, Server, expect_close, free_port, now_ms, recv_json, recv_until, run, write_universe
+from tickfan_e2e import (
+    SECRET, TEST_SYMBOLS, Server, expect_close, free_port, now_ms, recv_json, recv_until, run, write_universe,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -320,5 +322,68 @@ def test_every_worker_serves_the_fast_port_and_every_lane_client_gets_every_tick
         first = got[0][0]
         for seqs in got:
             assert seqs == list(range(first, first + 20))
+    finally:
+        srv.stop()
+
+
+def test_the_performance_channel_reports_the_fast_lane_by_transport(tmp_path: Path) -> None:
+    srv = Server(
+        "rust", tmp_path, "--feed", "none", "--symbols", str(write_universe(tmp_path / "symbols.json")),
+        "--max-queue-bytes", str(1024 * 1024), "--log-level", "warning", transport="fast",
+    ).start()  # fmt: skip
+    base = now_ms() - 4000 * 1000
+    for symbol in TEST_SYMBOLS[1:]:  # history for ~150 KB backfill answers
+        ticks = [{"symbol": symbol, "price": 100.0 + (i % 50), "size": 1.0, "ts": base + i * 1000} for i in range(3600)]
+        assert srv.publish(ticks).status_code == 202
+
+    async def figures(perf: ClientConnection, until: Any) -> dict[str, Any]:
+        while True:
+            m = (await recv_until(perf, lambda m: m["type"] == "metrics"))[0]
+            if until(m):
+                return m
+
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
+        perf = await srv.authed("ops", "/ws/performance-metrics")
+        await perf.send(json.dumps({"type": "set_interval", "interval_ms": 250}))
+        lane = await srv.authed("trader")
+        await lane.send(json.dumps({"type": "subscribe", "symbols": ["BTC/USD"], "mode": "tick"}))
+        await recv_until(lane, lambda m: m["type"] == "subscribed")
+        ts = now_ms()
+
+        def fast_writing(m: dict[str, Any]) -> bool:
+            return m["transports"]["fast"]["write_us_per_frame"] is not None
+
+        while True:  # ticks until a trailing second of the lane's writes shows in a metrics message
+            ts += 1
+            assert (await srv.apublish([{"symbol": "BTC/USD", "price": 60_000.5, "size": 1.0, "ts": ts}])).status_code == 202
+            await recv_until(lane, lambda m, ts=ts: m.get("ts") == ts)
+            m = (await recv_until(perf, lambda m: m["type"] == "metrics"))[0]
+            if fast_writing(m):
+                writing = m
+                break
+        # a lane client that reads nothing: closed as a slow consumer, counted on the lane
+        stalled = await srv.stalled("stalled")
+        request = {"type": "backfill_request", "symbols": TEST_SYMBOLS[1:], "since": 0, "interval": "1s"}
+        for _ in range(30):
+            await stalled.send(json.dumps(request))
+        closed = await figures(perf, lambda m: m["transports"]["fast"]["slow_consumers_disconnected"] >= 1)
+        assert (await expect_close(stalled, timeout=20))[0] == 1013
+        for ws in (perf, lane):
+            await ws.close()
+        return writing, closed
+
+    try:
+        writing, closed = run(scenario(), timeout=120)
+        fast, granian = writing["transports"]["fast"], writing["transports"]["granian"]
+        assert fast["connections"] >= 1 and granian["connections"] == 0
+        assert fast["messages_out_per_s"] > 0 and fast["bytes_out_per_s"] > fast["messages_out_per_s"]
+        assert fast["write_us_per_frame"] > 0 and granian["write_us_per_frame"] is None
+        assert granian["messages_out_per_s"] > 0  # the metrics messages themselves, on Granian
+        assert writing["messages_out_per_s"] >= fast["messages_out_per_s"] + granian["messages_out_per_s"] - 0.01
+        assert closed["transports"]["fast"]["slow_consumers_disconnected"] == 1
+        assert closed["transports"]["granian"]["slow_consumers_disconnected"] == 0
+        assert closed["slow_consumers_disconnected"] == 1
+        assert _transport_metric(srv, "slow_consumers", "fast") == 1
+        assert _transport_metric(srv, "slow_consumers", "granian") == 0
     finally:
         srv.stop()

@@ -50,6 +50,8 @@ class FastLaneTransport:
 
     def closing(self, discard_in_hand: bool) -> None:
         session = self.session
+        if discard_in_hand:  # Session.fail(SLOW_CONSUMER) is the close that drops frames in hand
+            session.hub.metrics.fast_lane_slow_consumers += 1
         final, session.final = session.final or [], []
         self.lane.close(self.lane_id, final, session.close_code or CloseCode.NORMAL, "", discard_in_hand)
 
