@@ -58,14 +58,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_redis(directory: Path, fsync: str) -> tuple[subprocess.Popen[bytes], int]:
+def start_redis(directory: Path, fsync: str, cpus: str = "") -> tuple[subprocess.Popen[bytes], int]:
     directory.mkdir(parents=True, exist_ok=True)
     binary = shutil.which("redis-server")
     if binary is None:
         raise SystemExit("redis-server is not installed (Debian: apt-get install redis-server)")
     port = free_port()
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
+        [*(["taskset", "-c", cpus] if cpus else []), binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
          "--appendfsync", fsync, "--dir", str(directory), "--logfile", str(directory / "redis.log")],
         stdout=subprocess.DEVNULL,
     )

@@ -59,6 +59,7 @@ class Variant(ServerSpec):
     extra: tuple[str, ...] = ()
     exe: str = ""
     redis: bool = False
+    cpus: str = ""  # taskset CPU list for the server's process tree ("": not pinned)
 
     def command(self, port: int, ingest_port: int, data_dir: str) -> list[str]:
         cmd = SERVERS["tickfan-rust"].command(port, ingest_port, data_dir)
@@ -67,24 +68,32 @@ class Variant(ServerSpec):
             if not self.old_has_peer_limit():
                 i = cmd.index(UNLIMITED_PEER[0])
                 del cmd[i : i + 2]
-        return cmd + list(self.extra)
+        cmd += list(self.extra)
+        return ["taskset", "-c", self.cpus, *cmd] if self.cpus else cmd
 
     def old_has_peer_limit(self) -> bool:
         out = subprocess.run([self.exe, "serve", "--help"], capture_output=True, text=True).stdout
         return UNLIMITED_PEER[0] in out
 
 
-def variants(names: list[str], redis_url: str, old_exe: str) -> list[Variant]:
-    known = {
-        "memory-w1": Variant("memory-w1", "memory broker, 1 worker", "tickfan-rust as benches/load starts it"),
-        "redis-w1": Variant("redis-w1", "Redis broker, 1 worker", "--broker redis:// --workers 1",
-                            extra=("--broker", redis_url, "--workers", "1"), redis=True),
-        "redis-w2": Variant("redis-w2", "Redis broker, 2 workers", "--broker redis:// --workers 2",
-                            extra=("--broker", redis_url, "--workers", "2"), redis=True),
-        "main": Variant("main", "this checkout", "tickfan-rust as benches/load starts it"),
-        "old": Variant("old", f"other checkout ({old_exe})", "tickfan-rust flags, another checkout's server", exe=old_exe),
-    }  # fmt: skip
-    return [known[n] for n in names]
+def variants(names: list[str], old_exe: str, cpus: str = "") -> list[Variant]:
+    """``memory-w1``; ``redis-wN`` (N Granian workers, each a node, on this run's Redis);
+    ``main`` (this checkout) and ``old`` (``old_exe``), both as ``benches/load``'s tickfan-rust."""
+    out = []
+    for n in names:
+        if n == "memory-w1":
+            out.append(Variant(n, "memory broker, 1 worker", "tickfan-rust as benches/load starts it", cpus=cpus))
+        elif n.startswith("redis-w"):
+            w = int(n.removeprefix("redis-w"))
+            out.append(Variant(n, f"Redis broker, {w} worker(s)", f"--broker redis:// --workers {w}",
+                               extra=("--broker", "redis://", "--workers", str(w)), redis=True, cpus=cpus))  # fmt: skip
+        elif n == "main":
+            out.append(Variant(n, "this checkout", "tickfan-rust as benches/load starts it", cpus=cpus))
+        elif n == "old":
+            out.append(Variant(n, f"other checkout ({old_exe})", "tickfan-rust, another checkout's server", exe=old_exe, cpus=cpus))
+        else:
+            raise SystemExit(f"unknown variant {n!r}")
+    return out
 
 
 class RedisWindow:
@@ -109,15 +118,17 @@ class RedisWindow:
         return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
-async def one(v: Variant, sc: load.Scenario, args: argparse.Namespace, log_dir: str, window: RedisWindow) -> dict:
+async def one(v: Variant, sc: load.Scenario, args: argparse.Namespace, log_dir: str, window: RedisWindow,
+              redis_cpus: str = "") -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="tickfan-workers-bench-"))
     rproc = None
     try:
         spec = v
         if v.redis:
-            rproc, rport = start_redis(tmp / "redis", "always")
+            rproc, rport = start_redis(tmp / "redis", "always", redis_cpus)
             url = f"redis://127.0.0.1:{rport}/0"
-            spec = Variant(v.name, v.label, v.notes, extra=tuple(url if x.startswith("redis://") else x for x in v.extra), redis=True)
+            spec = Variant(v.name, v.label, v.notes, extra=tuple(url if x.startswith("redis://") else x for x in v.extra),
+                           redis=True, cpus=v.cpus)  # fmt: skip
             window.client = redis.Redis(port=rport)
             version = window.client.info("server")["redis_version"]
         else:
@@ -189,7 +200,7 @@ def table(s: dict[str, dict[str, Any]]) -> str:
 
 async def main(args: argparse.Namespace) -> Path:
     names = args.variants.split(",")
-    vs = variants(names, "redis://", args.old_exe)
+    vs = variants(names, args.old_exe, args.server_cpus)
     sc = load.SCENARIOS[args.scenario]
     largs = load.parse_args(["--scale", str(args.scale), "--duration-s", str(args.duration_s),
                              "--client-procs", str(args.client_procs), "--no-ceiling"])  # fmt: skip
@@ -203,7 +214,7 @@ async def main(args: argparse.Namespace) -> Path:
     for rnd in range(args.rounds):
         for v in vs:
             t = time.perf_counter()
-            row = await one(v, sc, largs, log_dir, window)
+            row = await one(v, sc, largs, log_dir, window, args.redis_cpus)
             row["round"], row["run_wall_s"] = rnd, time.perf_counter() - t
             run["results"].append(row)
             extra = f" redis {row['redis_us_per_tick_in']:.1f} us/tick in" if row.get("redis_us_per_tick_in") else ""
@@ -224,12 +235,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scenario", default="S2", choices=sorted(load.SCENARIOS))
     p.add_argument("--variants", default="memory-w1,redis-w1,redis-w2",
-                   help="comma-separated, the first is the baseline: memory-w1, redis-w1, redis-w2, main, old")  # fmt: skip
+                   help="comma-separated, the first is the baseline: memory-w1, redis-wN (N workers), main, old")  # fmt: skip
     p.add_argument("--old-exe", default="", help="the `old` variant's tickfan executable")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--scale", type=float, default=1.0, help="multiply the scenario's client count")
     p.add_argument("--duration-s", type=float, default=10.0, help="publishing time per run")
     p.add_argument("--client-procs", type=int, default=1)
+    p.add_argument("--server-cpus", default="", help="taskset CPU list for the server (bigger machines; see README)")
+    p.add_argument("--redis-cpus", default="", help="taskset CPU list for redis-server")
     p.add_argument("--out", default=str(ROOT / "benches" / "results"))
     p.add_argument("--name", help="output base name (default workers-<stamp>)")
     return p.parse_args(argv)
