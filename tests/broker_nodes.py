@@ -24,8 +24,8 @@ from tickfan.stores import Notification
 
 __all__ = ["MakeBroker", "Node", "Peer", "eventually"]
 
-MakeBroker = Callable[[], Broker]
-"""Each call: a new broker over the same deployment's data."""
+MakeBroker = Callable[..., Broker]
+"""Each call: a new broker over the same deployment's data; keywords are ``Config`` settings."""
 
 
 class Peer:
