@@ -213,7 +213,7 @@ class Hub:
             for conn_id in overflowed:
                 session = sessions.get(conn_id)
                 if session is not None and not session.closing:
-                    self._slow_consumer(session, "its queue stayed over the limit")
+                    self._slow_consumer(session, "a reply did not fit its queue, or it stayed over the limit for the grace")
 
     def _slow_consumer(self, session: Peer, why: str) -> None:
         self.metrics.slow_consumers_disconnected += 1
