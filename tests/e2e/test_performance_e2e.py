@@ -156,7 +156,8 @@ def test_set_interval_and_ping(plain_server: Server) -> None:
 
 
 def test_drops_and_slow_consumer_disconnects_are_counted(fresh_server: Callable[..., Server]) -> None:
-    server = fresh_server(env={"TICKFAN_MAX_QUEUE_FRAMES": "20"})
+    # Grace 0: the first tick that does not fit closes at once (the rule without a grace).
+    server = fresh_server(env={"TICKFAN_MAX_QUEUE_FRAMES": "20", "TICKFAN_SLOW_CONSUMER_GRACE_MS": "0"})
 
     async def scenario() -> None:
         perf = await server.authed("ops", "/ws/performance-metrics")
