@@ -1092,7 +1092,12 @@ mod memory_and_fault_tests {
 
     /// Feed `bursts` bursts of `n` frames of `len` bytes, flushing once per burst, on a server
     /// connection with `config`: the socket writes made and the bytes the connection kept.
-    fn burst_writes_and_kept(config: WebSocketConfig, bursts: usize, n: usize, len: usize) -> (usize, isize) {
+    fn burst_writes_and_kept(
+        config: WebSocketConfig,
+        bursts: usize,
+        n: usize,
+        len: usize,
+    ) -> (usize, isize) {
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         runtime.block_on(async {
             let socket = CountingSocket::default();
@@ -1121,8 +1126,9 @@ mod memory_and_fault_tests {
         // A tick frame is ~150-250 bytes; S5's bursts are 20 frames, a drain takes up to 256.
         let (writes, _) = burst_writes_and_kept(ws_config(64 * 1024), 1, 20, 200);
         assert_eq!(writes, 1, "20 frames of 200 bytes, one flush");
-        let (writes, kept) = burst_writes_and_kept(ws_config(64 * 1024), 10, BURST_FRAMES as usize, 200);
-        let frames = 10 * BURST_FRAMES as usize;
+        let drain = BURST_FRAMES as usize;
+        let (writes, kept) = burst_writes_and_kept(ws_config(64 * 1024), 10, drain, 200);
+        let frames = 10 * drain;
         assert!(writes * 10 < frames, "{writes} writes for {frames} frames");
         let bound = 2 * (WRITE_BUFFER + WRITE_CHUNK + 14) as isize;
         assert!(kept <= bound, "the connection kept {kept} bytes (bound {bound})");
@@ -1140,7 +1146,10 @@ mod memory_and_fault_tests {
             for (n, len) in [(20, 200), (256, 200), (256, 1000), (64, 4096)] {
                 let config = ws_config(64 * 1024).write_buffer_size(size);
                 let (writes, kept) = burst_writes_and_kept(config, 10, n, len);
-                println!("write_buffer_size {size:>5}: 10 bursts of {n:>3} x {len:>4} B: {writes:>4} writes, {kept:>6} B kept");
+                println!(
+                    "write_buffer_size {size:>5}: 10 bursts of {n:>3} x {len:>4} B: \
+                     {writes:>4} writes, {kept:>6} B kept"
+                );
             }
         }
     }
