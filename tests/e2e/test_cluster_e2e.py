@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,25 +16,13 @@ import httpx
 import pytest
 import redis
 
+from broker_nodes import cluster  # noqa: F401 - the fixture
 from redis_server import RedisServer
 from tickfan_e2e import Client, Server, barrier, bearer, next_ts, recv_json, recv_until, run, users
 
 pytestmark = pytest.mark.e2e
 
 SYMBOLS = ["BTC/USD", "ETH/USD", "SOL/USD"]
-
-
-def node(data_dir: Path, core: str, redis_url: str, *extra: str) -> Server:
-    return Server(core, data_dir, "--feed", "none", "--broker", redis_url, "--log-level", "warning", *extra)
-
-
-@pytest.fixture
-def cluster(fresh_redis: RedisServer, tmp_path: Path) -> Iterator[tuple[Server, Server]]:
-    a = node(tmp_path / "a", "rust", fresh_redis.url).start()
-    b = node(tmp_path / "b", "python", fresh_redis.url).start()
-    yield a, b
-    a.stop()
-    b.stop()
 
 
 async def subscribe(srv: Server, symbols: list[str], mode: str = "tick") -> tuple[Any, dict[str, Any]]:
