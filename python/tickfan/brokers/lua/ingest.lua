@@ -3,6 +3,8 @@
 -- ARGV: 1 epoch to mint if tf:meta has none  2 idempotency ttl ms  3 MINID for the log trim
 --       (ms, 0: none)  4 now ms  5 the ticks as the log stores them  6 max tf:events length
 --       7 the ingesting node's id (field o of the entry)  8 n, then n x (symbol, ts, price text)
+-- The entry's field p is the id of the entry before it (tf:meta top; '0-0' for an epoch's first):
+-- a reader whose last applied id differs knows the log was trimmed past its position.
 -- Returns {'ok', log id, epoch} | {'dup', log id, epoch} (an earlier call with this key) |
 -- {'err', i1, prev1, i2, prev2, ...}: 0-based indexes whose ts is earlier than the symbol's
 -- previous ts, and that ts; nothing was written.
@@ -63,13 +65,15 @@ for _, sym in ipairs(order) do
   lastts[#lastts + 1] = string.format('%d', prev[sym])
 end
 redis.call('HSET', KEYS[3], unpack(lastts))
--- 3. the log entry (trimmed by time: entries older than the retention go)
+-- 3. the log entry (trimmed by time when ARGV[3] is set: entries older than the retention go)
 local id
+local top = redis.call('HGET', KEYS[1], 'top') or '0-0'
 if ARGV[3] ~= '0' then
-  id = redis.call('XADD', KEYS[4], 'MINID', '~', ARGV[3], '*', 'e', epoch, 't', ARGV[5], 'q', table.concat(last_seq, ';'), 'o', ARGV[7])
+  id = redis.call('XADD', KEYS[4], 'MINID', '~', ARGV[3], '*', 'e', epoch, 't', ARGV[5], 'q', table.concat(last_seq, ';'), 'o', ARGV[7], 'p', top)
 else
-  id = redis.call('XADD', KEYS[4], '*', 'e', epoch, 't', ARGV[5], 'q', table.concat(last_seq, ';'), 'o', ARGV[7])
+  id = redis.call('XADD', KEYS[4], '*', 'e', epoch, 't', ARGV[5], 'q', table.concat(last_seq, ';'), 'o', ARGV[7], 'p', top)
 end
+redis.call('HSET', KEYS[1], 'top', id)
 -- 4. price alerts: fire (once, here) every alert the batch reaches, tick by tick, by alert id
 for _, sym in ipairs(order) do
   local above, below = 'tf:al:{' .. sym .. '}:above', 'tf:al:{' .. sym .. '}:below'
