@@ -52,10 +52,13 @@ chromium:
 		fi; \
 	fi
 
+# --tb=native: CPython 3.11's AST constructor can raise "recursion depth mismatch" (gh-106905)
+# while pytest renders a failure with its own traceback format, which hides the failure behind
+# an INTERNALERROR; native tracebacks parse no source and keep the assertion's message.
 test: build redis-server chromium
 	cargo test --quiet -p tickfan-core
 	cargo test --quiet --release -p tickfan-python --lib
-	$(PY) -m pytest -q --benchmark-disable
+	$(PY) -m pytest -q --benchmark-disable --tb=native
 
 # Micro-benchmarks: both cores and a naive baseline side by side, one group per operation.
 bench: build

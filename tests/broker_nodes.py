@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 
 __all__ = ["MakeBroker", "Node", "Peer", "eventually", "cluster_node", "cluster"]
 
-MakeBroker = Callable[[], Broker]
-"""Each call: a new broker over the same deployment's data."""
+MakeBroker = Callable[..., Broker]
+"""Each call: a new broker over the same deployment's data; keywords are ``Config`` settings."""
 
 
 class Peer:

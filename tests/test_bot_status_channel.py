@@ -4,31 +4,19 @@ while it is being read arrives once, after it, and never goes back in time; deli
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 from broker_nodes import Node
+from channel_harness import FakeSession
+from channel_harness import started as started_channel
 
-from tickfan.auth import Principal
 from tickfan.bots import BotState
-from tickfan.brokers import MemoryBroker
 from tickfan.stores import SqliteStore
 from tickfan.web.bot_status import BotStatusChannel
 
 
-class FakeSession:
-    def __init__(self, conn_id: int, sub: str) -> None:
-        self.conn_id = conn_id
-        self.principal = Principal(sub, 2**31)
-        self.state: dict[str, Any] = {}
-        self.frames: list[dict[str, Any]] = []
-
-    def send(self, frame: str) -> bool:
-        self.frames.append(json.loads(frame))
-        return True
-
+class BotSession(FakeSession):
     def seen(self) -> list[tuple[str, str, int]]:
         return [(f["bot_id"], f["status"], f["running_count"]) for f in self.frames]
 
@@ -49,11 +37,7 @@ class SlowBotsStore(SqliteStore):
 
 
 async def started(impl: ModuleType, store: SqliteStore, tmp_path: Path) -> tuple[Node, BotStatusChannel]:
-    node = Node(impl, MemoryBroker(store), tmp_path)
-    channel = BotStatusChannel(node.broker)
-    node.hub.listen(BotState, channel.deliver)
-    await node.__aenter__()
-    return node, channel
+    return await started_channel(impl, store, tmp_path, BotStatusChannel, BotState)
 
 
 def test_an_update_during_the_initial_read_replaces_that_bot_in_the_list(impl: ModuleType, tmp_path: Path) -> None:
@@ -63,7 +47,7 @@ def test_an_update_during_the_initial_read_replaces_that_bot_in_the_list(impl: M
         put = node.broker.put_bot
         await put("alice", "a", "running", None)
         await put("alice", "b", "running", None)
-        session = FakeSession(1, "alice")
+        session = BotSession(1, "alice")
         connecting = asyncio.create_task(channel.on_authenticated(session))
         await store.reading.wait()  # the list read says a and b are running
         await put("alice", "b", "stopped", None)  # after the read, before the list is out
@@ -80,7 +64,7 @@ def test_an_update_during_the_initial_read_replaces_that_bot_in_the_list(impl: M
 def test_updates_reach_only_their_users_sockets(impl: ModuleType, tmp_path: Path) -> None:
     async def scenario() -> None:
         node, channel = await started(impl, SqliteStore(tmp_path / "db"), tmp_path)
-        alice1, alice2, bob = FakeSession(1, "alice"), FakeSession(2, "alice"), FakeSession(3, "bob")
+        alice1, alice2, bob = BotSession(1, "alice"), BotSession(2, "alice"), BotSession(3, "bob")
         for s in (alice1, alice2, bob):
             await channel.on_authenticated(s)
         await node.broker.put_bot("alice", "x", "running", {"k": 1})
@@ -91,7 +75,7 @@ def test_updates_reach_only_their_users_sockets(impl: ModuleType, tmp_path: Path
         await node.broker.put_bot("alice", "x", "stopped", None)
         assert len(alice1.frames) == 1 and alice2.seen()[-1] == ("x", "stopped", 0)
         # A later socket starts from the stored state.
-        late = FakeSession(4, "alice")
+        late = BotSession(4, "alice")
         await channel.on_authenticated(late)
         assert late.seen() == [("x", "stopped", 0)]
         await node.__aexit__()

@@ -4,29 +4,16 @@ or go missing, and delivery is per user."""
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from broker_nodes import Node
+from channel_harness import FakeSession
+from channel_harness import started as started_channel
 
-from tickfan.auth import Principal
-from tickfan.brokers import MemoryBroker
 from tickfan.stores import Notification, SqliteStore
 from tickfan.web.notifications import MarkRead, NotificationsChannel
-
-
-class FakeSession:
-    def __init__(self, conn_id: int, sub: str) -> None:
-        self.conn_id = conn_id
-        self.principal = Principal(sub, 2**31)
-        self.state: dict[str, Any] = {}
-        self.frames: list[dict[str, Any]] = []
-
-    def send(self, frame: str) -> bool:
-        self.frames.append(json.loads(frame))
-        return True
 
 
 class SlowUnreadStore(SqliteStore):
@@ -49,12 +36,7 @@ def core(impl: Any) -> Any:
 
 
 async def started(core: Any, store: SqliteStore, tmp_path: Path) -> tuple[Node, NotificationsChannel]:
-    """A node over the memory broker, its notifications delivered to one channel."""
-    node = Node(core, MemoryBroker(store), tmp_path)
-    channel = NotificationsChannel(node.broker)
-    node.hub.listen(Notification, channel.deliver)
-    await node.__aenter__()
-    return node, channel
+    return await started_channel(core, store, tmp_path, NotificationsChannel, Notification)
 
 
 def test_notifications_created_during_the_initial_read_arrive_once_after_it(core: Any, tmp_path: Path) -> None:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benches" / "micro"))
+from table import fmt_time  # noqa: E402  (one formatter for every micro table)
 RESULTS = ROOT / "benches" / "results" / "ci"
 FLOORS = ROOT / "benches" / "floors.toml"
 
@@ -134,14 +136,6 @@ def read_json(path: Path) -> dict | None:
         return json.loads(path.read_text())
     except FileNotFoundError:
         return None
-
-
-def fmt_time(seconds: float) -> str:
-    if seconds >= 1:
-        return f"{seconds:.2f} s"
-    if seconds >= 1e-3:
-        return f"{seconds * 1e3:.2f} ms"
-    return f"{seconds * 1e6:.1f} µs"
 
 
 def summary_markdown(floors: dict, outcomes: list[Outcome], micro: dict | None, load: dict | None) -> str:

@@ -72,8 +72,9 @@ def price_alert_text(symbol: str, direction: str, level: float, price: float) ->
 class AlertBook:
     """The alerts of every user: the store is the truth, the node's core holds the armed copies."""
 
-    def __init__(self, store: Store, clock_ms: Clock) -> None:
+    def __init__(self, store: Store, clock_ms: Clock, max_per_user: int | None = None) -> None:
         self.store = store
+        self.max_per_user = max_per_user
         self._clock_ms = clock_ms
         self._node: AlertNode | None = None
         self._symbols: frozenset[str] = frozenset()
@@ -102,7 +103,9 @@ class AlertBook:
         """Store and arm. ``UnknownSymbol``; ``InvalidArgument`` for a bad direction or level."""
         node = self._hub()
         check_alert(self._symbols, symbol, direction, level)
-        alert = await self.store.add_alert(user_id, symbol, direction, float(level), self._clock_ms())
+        alert = await self.store.add_alert(
+            user_id, symbol, direction, float(level), self._clock_ms(), self.max_per_user
+        )
         try:
             node.arm_alert(alert.id, symbol, direction, float(level))
         except InvalidArgument:

@@ -126,6 +126,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("allowed_origins", _parse_list, "comma-separated Origin allow-list for WebSockets; empty: any", metavar="LIST"),
     Setting("max_message_bytes", int, "largest inbound WebSocket message"),
     Setting("max_symbols_per_connection", int, "subscriptions one socket may hold"),
+    Setting("max_alerts_per_user", int, "armed price alerts one user may hold; more are refused with 422"),
     Setting("rate_limit_per_s", float, "inbound messages per second per socket (token bucket rate)"),
     Setting("rate_limit_burst", int, "token bucket size (inbound burst)"),
     Setting("rate_limit_close_s", float, "a socket still over the rate limit this long after its flood began is closed (rate_limited, 1008)"),
@@ -181,6 +182,7 @@ class Config:
     allowed_origins: tuple[str, ...] = ()
     max_message_bytes: int = 64 * 1024
     max_symbols_per_connection: int = 100
+    max_alerts_per_user: int = 200
     rate_limit_per_s: float = 20.0
     rate_limit_burst: int = 40
     rate_limit_close_s: float = 5.0
@@ -315,6 +317,7 @@ class Config:
         need(self.max_unauthenticated_per_peer >= 1, "--max-unauthenticated-per-peer must be >= 1")
         need(self.max_message_bytes >= 256, "--max-message-bytes must be >= 256")
         need(self.max_symbols_per_connection >= 1, "--max-symbols-per-connection must be >= 1")
+        need(self.max_alerts_per_user >= 1, "--max-alerts-per-user must be >= 1")
         need(self.rate_limit_per_s > 0, "--rate-limit-per-s must be > 0")
         need(self.rate_limit_burst >= 1, "--rate-limit-burst must be >= 1")
         need(self.rate_limit_close_s > 0, "--rate-limit-close-s must be > 0")

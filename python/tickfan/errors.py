@@ -14,6 +14,7 @@ __all__ = [
     "UnknownSymbol",
     "UnknownConnection",
     "TooManySymbols",
+    "TooManyAlerts",
     "TickRejected",
     "ConfigError",
     "BrokerUnavailable",
@@ -42,6 +43,10 @@ class UnknownConnection(InvalidArgument):
 
 class TooManySymbols(InvalidArgument):
     """A subscribe would take a connection past its symbol limit; nothing was applied."""
+
+
+class TooManyAlerts(InvalidArgument):
+    """Creating an alert would take its user past ``--max-alerts-per-user``; nothing was stored."""
 
 
 class TickRejected(TickfanError, ValueError):

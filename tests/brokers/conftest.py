@@ -16,6 +16,7 @@ import pytest
 from broker_nodes import MakeBroker, Node
 
 from tickfan.brokers import Broker, MemoryBroker
+from tickfan.config import Config
 from tickfan.stores import SqliteStore
 
 BROKERS = ["memory", "redis"]
@@ -24,15 +25,16 @@ BROKERS = ["memory", "redis"]
 @pytest.fixture(params=BROKERS)
 def make_broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeBroker]:
     if request.param == "memory":
-        yield lambda: MemoryBroker(SqliteStore(tmp_path / "tickfan.db"))
+        yield lambda **settings: MemoryBroker(
+            SqliteStore(tmp_path / "tickfan.db"), max_alerts_per_user=Config(**settings).max_alerts_per_user
+        )
     elif request.param == "redis":  # a redis-server of the test's own (tests/redis_server.py)
         from redis_server import RedisServer
 
         from tickfan.brokers.redis import RedisBroker
-        from tickfan.config import Config
 
         server = RedisServer(tmp_path / "redis").start()
-        yield lambda: RedisBroker(Config(broker=server.url))
+        yield lambda **settings: RedisBroker(Config(broker=server.url, **settings))
         server.stop()
     else:  # pragma: no cover - a new broker must be wired here
         pytest.fail(f"no factory for broker {request.param!r}")

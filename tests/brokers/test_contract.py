@@ -17,7 +17,7 @@ import pytest
 from tickfan.alerts import PRICE_ALERT
 from tickfan.bots import BotState
 from tickfan.brokers import Broker
-from tickfan.errors import InvalidArgument, TickRejected, UnknownSymbol
+from tickfan.errors import InvalidArgument, TickRejected, TooManyAlerts, UnknownSymbol
 from tickfan.stores import Notification
 
 from broker_nodes import MakeBroker, Node, eventually
@@ -262,6 +262,31 @@ def test_alert_validation_and_deletion(make_broker: MakeBroker, node: NodeOf) ->
             assert await b.delete_alert("alice", a.id) is False
             await b.ingest([("ETH/USD", 11.0, 1.0, 1)])
             assert await b.store.list_notifications("alice", 0, 10) == []
+
+    run(scenario())
+
+
+def test_alerts_per_user_are_capped_atomically_and_a_slot_frees_on_delete_or_fire(
+    make_broker: MakeBroker, node: NodeOf
+) -> None:
+    async def scenario() -> None:
+        async with node(make_broker(max_alerts_per_user=3)) as n:
+            b = n.broker
+            held = [await b.add_alert("alice", "ETH/USD", "above", 100.0 + i) for i in range(3)]
+            with pytest.raises(TooManyAlerts, match="at most 3 alerts per user"):
+                await b.add_alert("alice", "ETH/USD", "above", 200.0)
+            assert [a.id for a in await b.store.list_alerts("alice")] == [a.id for a in held]
+            assert (await b.add_alert("bob", "ETH/USD", "above", 200.0)).user_id == "bob"  # per user
+            assert await b.delete_alert("alice", held[0].id) is True
+            racing = await asyncio.gather(
+                *(b.add_alert("alice", "ETH/USD", "above", 300.0 + i) for i in range(5)), return_exceptions=True
+            )
+            assert sum(not isinstance(r, BaseException) for r in racing) == 1
+            assert all(isinstance(r, TooManyAlerts) for r in racing if isinstance(r, BaseException))
+            assert len(await b.store.list_alerts("alice")) == 3
+            await b.ingest([("ETH/USD", 101.5, 1.0, 1)])  # fires held[1] (above 101)
+            assert len(await b.store.list_alerts("alice")) == 2
+            assert (await b.add_alert("alice", "ETH/USD", "below", 1.0)).user_id == "alice"
 
     run(scenario())
 

@@ -182,3 +182,21 @@ def test_alerts_survive_a_restart_and_fire_once_after_it(fresh_server: Callable[
     ids = asyncio.run(before())
     server.restart()
     asyncio.run(after(*ids))
+
+
+def test_a_user_holds_at_most_max_alerts_per_user(fresh_server: Callable[..., Server]) -> None:
+    server = fresh_server("--max-alerts-per-user", "2")
+    alice, bob = users("alice", "bob")
+
+    async def scenario() -> None:
+        async with Client(server) as c:
+            ids = [(await create(c, alice, {"symbol": "ETH/USD", "above": 5000 + i})).json()["id"] for i in range(2)]
+            over = await create(c, alice, {"symbol": "BTC/USD", "above": 1})
+            assert over.status_code == 422 and over.json()["error"] == "at most 2 alerts per user"
+            listed = (await c.http.get("/api/alerts", headers=bearer(alice))).json()["alerts"]
+            assert [x["id"] for x in listed] == ids  # the refused one was not stored
+            assert (await create(c, bob, {"symbol": "BTC/USD", "above": 1})).status_code == 201
+            assert (await c.http.delete(f"/api/alerts/{ids[0]}", headers=bearer(alice))).status_code == 204
+            assert (await create(c, alice, {"symbol": "BTC/USD", "above": 1})).status_code == 201
+
+    asyncio.run(scenario())

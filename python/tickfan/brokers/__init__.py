@@ -22,7 +22,9 @@ def broker_from_config(config: Config) -> Broker:
     """The broker ``config.broker`` names (``memory``: SQLite in ``config.data_dir``;
     ``redis://``: :class:`tickfan.brokers.redis.RedisBroker`, state in that Redis)."""
     if config.broker == "memory":
-        return MemoryBroker(SqliteStore(config.data_dir / STORE_FILE))
+        return MemoryBroker(
+            SqliteStore(config.data_dir / STORE_FILE), max_alerts_per_user=config.max_alerts_per_user
+        )
     if config.broker.startswith(("redis://", "rediss://")):
         from tickfan.brokers.redis import RedisBroker
 

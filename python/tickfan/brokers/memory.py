@@ -59,12 +59,14 @@ class LocalNode(Node, AlertNode, Protocol):
 class MemoryBroker(Broker):
     """Ticks and events within one process; per-user state in ``store`` (see module doc)."""
 
-    def __init__(self, store: Store, clock_ms: Callable[[], int] = _now_ms) -> None:
+    def __init__(
+        self, store: Store, clock_ms: Callable[[], int] = _now_ms, max_alerts_per_user: int | None = None
+    ) -> None:
         self.store = store
         self._clock_ms = clock_ms
         self._epoch = secrets.token_hex(8)
         self._node: LocalNode | None = None
-        self.alerts = AlertBook(store, clock_ms)
+        self.alerts = AlertBook(store, clock_ms, max_alerts_per_user)
         self._answers: OrderedDict[str, asyncio.Future[int]] = OrderedDict()
         self._crash_at = os.environ.get(CRASH_ENV) or None
 

@@ -54,7 +54,14 @@ from tickfan.brokers.base import Broker, Node
 from tickfan.config import Config
 from tickfan.core._python.tick import validate
 from tickfan.core._python.universe import POW10, Universe
-from tickfan.errors import BrokerUnavailable, ConfigError, InvalidArgument, TickRejected, UnknownSymbol
+from tickfan.errors import (
+    BrokerUnavailable,
+    ConfigError,
+    InvalidArgument,
+    TickRejected,
+    TooManyAlerts,
+    UnknownSymbol,
+)
 from tickfan.stores.base import Alert, Direction, FiredAlert, Notification, Store
 
 __all__ = ["RedisBroker", "RedisStore", "check_url", "safe_url", "config_hash", "EVENTS_MAX"]
@@ -293,8 +300,13 @@ class RedisStore(Store):
 
     # --- alerts ---------------------------------------------------------------------------
 
-    async def add_alert(self, user_id: str, symbol: str, direction: Direction, level: float, created_at: int) -> Alert:
-        aid = int(await self._call("alert_add", [], [user_id, symbol, direction, _text(level), created_at]))
+    async def add_alert(
+        self, user_id: str, symbol: str, direction: Direction, level: float, created_at: int,
+        limit: int | None = None,
+    ) -> Alert:
+        aid = int(await self._call("alert_add", [], [user_id, symbol, direction, _text(level), created_at, limit or 0]))
+        if aid == 0:
+            raise TooManyAlerts(f"at most {limit} alerts per user")
         return Alert(aid, user_id, symbol, direction, float(level), created_at)
 
     async def _alerts(self, ids: list[int]) -> list[Alert]:
@@ -578,7 +590,9 @@ class RedisBroker(Broker):
             raise InvalidArgument("direction must be above or below")
         if not (isinstance(level, (int, float)) and math.isfinite(level) and level > 0):
             raise InvalidArgument("level must be a finite number > 0")
-        return await self._counted(self.store.add_alert(user_id, symbol, direction, float(level), now_ms()))
+        return await self._counted(
+            self.store.add_alert(user_id, symbol, direction, float(level), now_ms(), self.config.max_alerts_per_user)
+        )
 
     async def delete_alert(self, user_id: str, alert_id: int) -> bool:
         return await self._counted(self.store.delete_alert(user_id, alert_id))

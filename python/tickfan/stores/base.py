@@ -93,9 +93,11 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def add_alert(
-        self, user_id: str, symbol: str, direction: Direction, level: float, created_at: int
+        self, user_id: str, symbol: str, direction: Direction, level: float, created_at: int,
+        limit: int | None = None,
     ) -> Alert:
-        """Store an alert; ids increase and are never reused, even after deletion."""
+        """Store an alert; ids increase and are never reused, even after deletion.
+        ``TooManyAlerts`` (nothing stored) if the user already holds ``limit`` alerts."""
 
     @abc.abstractmethod
     async def list_alerts(self, user_id: str) -> list[Alert]:

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from tickfan.bots import BotState, check_status
+from tickfan.errors import TooManyAlerts
 from tickfan.stores.base import Alert, Direction, FiredAlert, Notification, Store
 
 __all__ = ["SqliteStore"]
@@ -231,9 +232,15 @@ class SqliteStore(Store):
     # --- alerts ---------------------------------------------------------------------------
 
     def _add_alert_sync(
-        self, user_id: str, symbol: str, direction: Direction, level: float, created_at: int
+        self, user_id: str, symbol: str, direction: Direction, level: float, created_at: int,
+        limit: int | None,
     ) -> Alert:
-        cur = self._conn().execute(
+        conn = self._conn()
+        if limit is not None:  # one database thread: the count and the insert cannot interleave
+            (held,) = conn.execute("SELECT COUNT(*) FROM alerts WHERE user_id = ?", (user_id,)).fetchone()
+            if held >= limit:
+                raise TooManyAlerts(f"at most {limit} alerts per user")
+        cur = conn.execute(
             "INSERT INTO alerts (user_id, symbol, direction, level, created_at)"
             " VALUES (?, ?, ?, ?, ?)",
             (user_id, symbol, direction, level, created_at),
@@ -242,11 +249,12 @@ class SqliteStore(Store):
         return Alert(cur.lastrowid, user_id, symbol, direction, level, created_at)
 
     async def add_alert(
-        self, user_id: str, symbol: str, direction: Direction, level: float, created_at: int
+        self, user_id: str, symbol: str, direction: Direction, level: float, created_at: int,
+        limit: int | None = None,
     ) -> Alert:
         if direction not in ("above", "below"):
             raise ValueError("direction must be above or below")
-        return await self._run(self._add_alert_sync, user_id, symbol, direction, level, created_at)
+        return await self._run(self._add_alert_sync, user_id, symbol, direction, level, created_at, limit)
 
     def _list_alerts_sync(self, user_id: str | None) -> list[Alert]:
         if user_id is None:

@@ -37,11 +37,3 @@ class PerUserChannel(Channel):
     def sessions(self, user_id: str) -> list[Session]:
         """The user's open sessions on this channel, ordered by connection id."""
         return sorted(self._by_user.get(user_id, ()), key=lambda s: s.conn_id)
-
-    def publish(self, user_id: str, frame: str) -> int:
-        """Queue ``frame`` on every socket of ``user_id``; return how many took it."""
-        sent = 0
-        for session in self.sessions(user_id):
-            if session.send(frame):
-                sent += 1
-        return sent
