@@ -9,8 +9,9 @@ Keys (one primary, no Cluster: the scripts touch user keys they are not given):
   (``MINID ~``, ``--log-retention-s``) when checkpoints are off;
 * ``tf:ckpt``: the checkpoint ``{e: epoch, p: log id, s: every traded symbol's tick state
   (Core.checkpoint, msgpack)}``, written every ``--checkpoint-interval-s`` by the lease holder;
-* ``tf:meta`` (``epoch``; ``top``, the last entry's id; ``ckpt``, the checkpoint's), ``tf:seq`` and ``tf:lastts`` (per symbol), ``tf:config`` (the
-  config hash every node must match), ``tf:lease`` (who runs the simulated feed);
+* ``tf:meta`` (``epoch``; ``top``, the last entry's id; ``ckpt``, the checkpoint's), ``tf:seq``
+  and ``tf:lastts`` (per symbol), ``tf:config`` (the config hash every node must match),
+  ``tf:lease`` (who runs the simulated feed and writes checkpoints);
 * ``tf:events``: per-user events ``{k: n|b, u: user, ...}`` (notifications, bot states),
   capped at :data:`EVENTS_MAX`;
 * per user ``tf:u:{U}:*`` and per alert ``tf:alert:N``, ``tf:al:{SYM}:above|below`` (see the
@@ -93,13 +94,13 @@ PING_EVERY_S = 0.25
 PING_TIMEOUT_S = 0.5
 LEASE_MS = 3000
 BOOT_WAIT_S = 5.0
+_MAX_TS = 2**53 - 1
 _CHECKPOINT = list[tuple[str, int, int, list[tuple[int, int, int]], list[tuple[int, list[tuple[int, int, int, int, int, int]]]]]]
 """``Core.checkpoint`` as ``tf:ckpt`` holds it (msgpack decodes it back to these tuples)."""
 
 
 class _LogGap(Exception):
     """The log no longer holds the entry after this node's position (trimmed behind a checkpoint)."""
-_MAX_TS = 2**53 - 1
 
 
 def _script(name: str) -> str:
@@ -604,16 +605,16 @@ class RedisBroker(Broker):
             self.unavailable += 1
             raise
 
-    # --- the lease (who runs the simulated feed) ---------------------------------------------
+    # --- the lease (who runs the simulated feed and writes checkpoints) -------------------------
 
     async def hold_lease(self) -> bool:
-        """Take or extend the feed lease (``LEASE_MS``); True while this node holds it."""
+        """Take or extend the lease (``LEASE_MS``); True while this node holds it."""
         try:
             held = bool(await self.store._call("lease", [LEASE], [self.node_id, LEASE_MS]))
         except BrokerUnavailable:
             held = False
         if held != self.is_leader:
-            _log.info("node %s %s the feed lease", self.node_id, "holds" if held else "lost")
+            _log.info("node %s %s the lease (simulated feed, checkpoints)", self.node_id, "holds" if held else "lost")
         self.is_leader = held
         return held
 
