@@ -348,3 +348,29 @@ def test_a_node_the_log_was_trimmed_past_loads_the_newer_checkpoint(fresh_redis:
             await broker.stop()
 
     run(scenario())
+
+
+def test_each_log_entry_names_the_one_before_it(fresh_redis: RedisServer) -> None:
+    import redis.asyncio as aioredis
+
+    async def scenario() -> None:
+        (a, na), (b, nb) = await node_pair(fresh_redis.url)
+        r = aioredis.Redis.from_url(fresh_redis.url)
+        ts = 1_700_000_000_000
+        for i in range(2):
+            await a.ingest([("BTC/USD", 1.0 + i, 1.0, ts + i)])
+        # An epoch begun before entries carried p (tf:meta has no top): the next entry has none,
+        # the one after names it; the nodes go on undisturbed.
+        await r.hdel("tf:meta", "top")
+        for i in range(2, 4):
+            await b.ingest([("BTC/USD", 1.0 + i, 1.0, ts + i)])
+        entries = await r.xrange("tf:log")
+        ids = [entry_id for entry_id, _ in entries]
+        assert [fields.get(b"p") for _, fields in entries] == [b"0-0", ids[0], None, ids[2]]
+        await until(lambda: all((n.core.latest("BTC/USD") or (0,))[0] == 4 for n in (na, nb)))
+        assert a.readiness() is None and b.readiness() is None
+        await r.aclose()
+        for broker in (a, b):
+            await broker.stop()
+
+    run(scenario())
