@@ -9,16 +9,26 @@ from typing import Any
 
 import pytest
 
-from tickfan.perf import CHANNELS, DEFAULT_BOUNDS_MS, LatencyHistogram, PerfMonitor, percentile
+from tickfan.perf import CHANNELS, DEFAULT_BOUNDS_MS, TRANSPORTS, LatencyHistogram, PerfMonitor, percentile
 
 
 def source(**stats: int) -> Any:
     """What tickfan.metrics.Metrics exposes: cumulative counters and the core's stats."""
     core = {"ticks_in": 0, "dropped": 0, **stats}
-    return SimpleNamespace(
+    src = SimpleNamespace(
         connections={}, frames_out=0, bytes_out=0, slow_consumers_disconnected=0,
         core=core, core_stats=lambda: core,
+        lane={"connections": 0, "frames": 0, "bytes": 0, "slow_consumers": 0, "write_s": 0.0},
     )
+    src.transport_counters = lambda: {
+        "granian": {
+            "connections": src.connections.get("market_data", 0) - src.lane["connections"],
+            "frames": src.frames_out, "bytes": src.bytes_out,
+            "slow_consumers": src.slow_consumers_disconnected - src.lane["slow_consumers"], "write_s": 0.0,
+        },
+        "fast": dict(src.lane),
+    }
+    return src
 
 
 def write(src: Any, frames: int, nbytes: int) -> None:
@@ -169,3 +179,30 @@ def test_event_loop_lag_is_observed() -> None:
 
     # The sampler was due at most 20 ms into the 300 ms block, so it overslept >= 280 ms.
     assert asyncio.run(scenario()) >= 250.0
+
+
+def test_each_transport_has_its_own_figures_and_the_totals_add_them_up() -> None:
+    src = source()
+    clock = FakeClock()
+    p = PerfMonitor(src, core_name="rust", clock=clock)
+    src.connections.update(market_data=5)
+    src.lane.update(connections=2, slow_consumers=1)
+    src.slow_consumers_disconnected = 3
+    clock.t += 1.0
+    p.sample()
+    write(src, 100, 10_000)  # Granian
+    src.lane.update(frames=400, bytes=20_000, write_s=0.002)  # the fast lane: 5 us per frame
+    clock.t += 1.0
+    m = p.metrics()
+    assert set(m["transports"]) == set(TRANSPORTS) == {"granian", "fast"}
+    granian, fast = m["transports"]["granian"], m["transports"]["fast"]
+    assert granian == {
+        "connections": 3, "messages_out_per_s": 100.0, "bytes_out_per_s": 10_000.0,
+        "slow_consumers_disconnected": 2, "write_us_per_frame": None,
+    }
+    assert fast == {
+        "connections": 2, "messages_out_per_s": 400.0, "bytes_out_per_s": 20_000.0,
+        "slow_consumers_disconnected": 1, "write_us_per_frame": 5.0,
+    }
+    assert m["messages_out_per_s"] == 500.0 and m["bytes_out_per_s"] == 30_000.0
+    assert m["slow_consumers_disconnected"] == 3

@@ -32,20 +32,21 @@ _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 
 def _transports(m: Metrics) -> Iterator[Any]:
     """Per transport: the Granian endpoint (``granian``) and the fast lane (``fast``)."""
-    lane = m.fast_lane.stats() if m.fast_lane is not None else {}
-    granian_conns = m.connections.get("market_data", 0) - m.fast_lane_connections
+    t = m.transport_counters()
+    g, f = t["granian"], t["fast"]
     rows = [
-        ("connections", GaugeMetricFamily, "Open market-data sockets", granian_conns, m.fast_lane_connections),
-        ("frames_out", CounterMetricFamily, "Frames written", m.frames_out, lane.get("frames", 0)),
-        ("bytes_out", CounterMetricFamily, "Bytes written", m.bytes_out, lane.get("bytes", 0)),
-        ("panics", CounterMetricFamily, "Writer panics (connection closed 1011)", 0, m.fast_lane_panics),
-        ("write_seconds", CounterMetricFamily, "Time spent writing bursts of frames (fast lane)", 0, lane.get("write_ns", 0) / 1e9),
-        ("write_bursts", CounterMetricFamily, "Bursts written, one flush each (fast lane)", 0, lane.get("bursts", 0)),
+        ("connections", GaugeMetricFamily, "Open market-data sockets", "connections"),
+        ("frames_out", CounterMetricFamily, "Frames written", "frames"),
+        ("bytes_out", CounterMetricFamily, "Bytes written", "bytes"),
+        ("slow_consumers", CounterMetricFamily, "Sockets closed with slow_consumer (1013)", "slow_consumers"),
+        ("panics", CounterMetricFamily, "Lane panics (connection closed 1011)", "panics"),
+        ("write_seconds", CounterMetricFamily, "Time spent writing bursts of frames (fast lane)", "write_s"),
+        ("write_bursts", CounterMetricFamily, "Bursts written, one flush each (fast lane)", "bursts"),
     ]
-    for name, family, doc, granian, fast in rows:
+    for name, family, doc, key in rows:
         metric = family(f"tickfan_transport_{name}", doc, labels=["transport"])
-        metric.add_metric(["granian"], granian)
-        metric.add_metric(["fast"], fast)
+        metric.add_metric(["granian"], g[key])
+        metric.add_metric(["fast"], f[key])
         yield metric
 
 
@@ -69,6 +70,7 @@ class Metrics:
         """The worker's ``tickfan._core.FastLane`` when ``--fast-port`` is set (its ``stats()``)."""
         self.fast_lane_connections = 0
         self.fast_lane_panics = 0
+        self.fast_lane_slow_consumers = 0
         self.broker_stats: Callable[[], dict[str, float]] = dict
         """A cluster broker's counters (``RedisBroker.stats``); empty for the memory broker."""
         self.registry = CollectorRegistry(auto_describe=True)
@@ -78,6 +80,33 @@ class Metrics:
         self.fanout_ms = LatencyHistogram()
         """The same samples in ms, windowed by the performance-metrics channel (tickfan.perf)."""
         self.registry.register(_Collector(self))
+
+    def transport_counters(self) -> dict[str, dict[str, float]]:
+        """Per transport (``granian``, ``fast``), cumulative: ``connections`` (open market-data
+        sockets), ``frames``, ``bytes``, ``slow_consumers``, ``panics``, ``write_s`` and ``bursts``
+        (the time spent writing and the writes: measured by the fast lane only, 0 on Granian)."""
+        lane = self.fast_lane.stats() if self.fast_lane is not None else {}
+        fast_slow = self.fast_lane_slow_consumers
+        return {
+            "granian": {
+                "connections": self.connections.get("market_data", 0) - self.fast_lane_connections,
+                "frames": self.frames_out,
+                "bytes": self.bytes_out,
+                "slow_consumers": self.slow_consumers_disconnected - fast_slow,
+                "panics": 0,
+                "write_s": 0.0,
+                "bursts": 0,
+            },
+            "fast": {
+                "connections": self.fast_lane_connections,
+                "frames": lane.get("frames", 0),
+                "bytes": lane.get("bytes", 0),
+                "slow_consumers": fast_slow,
+                "panics": self.fast_lane_panics,
+                "write_s": lane.get("write_ns", 0) / 1e9,
+                "bursts": lane.get("bursts", 0),
+            },
+        }
 
     def connection_opened(self, channel: str) -> None:
         self.connections[channel] = self.connections.get(channel, 0) + 1

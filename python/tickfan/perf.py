@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import psutil
 
-__all__ = ["CHANNELS", "CounterSource", "LatencyHistogram", "PerfMonitor", "percentile"]
+__all__ = ["CHANNELS", "TRANSPORTS", "CounterSource", "LatencyHistogram", "PerfMonitor", "percentile"]
 
 CHANNELS: tuple[str, ...] = ("market_data", "bot_status", "notifications", "performance_metrics")
 """The keys of the ``connections`` object, one per ``/ws/*`` channel."""
@@ -97,34 +97,46 @@ class LatencyHistogram:
         return percentile(counts, self.bounds, q)
 
 
+TRANSPORTS: tuple[str, ...] = ("granian", "fast")
+"""The keys of the ``transports`` object: the Granian endpoint and the fast lane."""
+
+
 class _Snapshot:
-    __slots__ = ("t", "ticks_in", "frames_out", "bytes_out", "latency")
+    __slots__ = ("t", "ticks_in", "frames_out", "bytes_out", "latency", "transports")
 
     def __init__(
-        self, t: float, ticks_in: int, frames_out: int, bytes_out: int, latency: tuple[int, ...]
+        self,
+        t: float,
+        ticks_in: int,
+        frames_out: int,
+        bytes_out: int,
+        latency: tuple[int, ...],
+        transports: Mapping[str, Mapping[str, float]],
     ) -> None:
         self.t = t
         self.ticks_in = ticks_in
         self.frames_out = frames_out
         self.bytes_out = bytes_out
         self.latency = latency
+        self.transports = transports
 
 
 class CounterSource(Protocol):
     """Where the server counts (``tickfan.metrics.Metrics``): plain, cumulative attributes."""
 
     connections: Mapping[str, int]
-    frames_out: int
-    bytes_out: int
     slow_consumers_disconnected: int
     core_stats: Callable[[], Mapping[str, int]]
+    transport_counters: Callable[[], Mapping[str, Mapping[str, float]]]
+    """Per transport of :data:`TRANSPORTS`: cumulative ``connections``, ``frames``, ``bytes``,
+    ``slow_consumers``, ``write_s`` (``Metrics.transport_counters``)."""
 
 
 class PerfMonitor:
     """Windowed views of the server's counters, a loop-lag sampler and the ``metrics`` builder.
 
-    The counting itself happens elsewhere, where the events are (``source``: the socket writer
-    bumps ``frames_out``/``bytes_out``, the hub counts slow consumers, the core counts
+    The counting itself happens elsewhere, where the events are (``source``: each transport's
+    writer counts frames and bytes, the hub counts slow consumers, the core counts
     ``ticks_in`` and ``dropped`` in ``core_stats()``); ``latency`` is the fan-out histogram the
     writer records into. This class only reads them, so it adds nothing to the hot path.
     """
@@ -171,14 +183,21 @@ class PerfMonitor:
         """Snapshot the counters (and a loop-lag observation); the sampler task calls this."""
         now = self._clock()
         ticks_in, _ = self._counts()
-        src = self.source
-        self._snapshots.append(
-            _Snapshot(now, ticks_in, src.frames_out, src.bytes_out, self.latency.snapshot())
-        )
+        transports = self.source.transport_counters()
+        frames, nbytes = self._totals(transports)
+        self._snapshots.append(_Snapshot(now, ticks_in, frames, nbytes, self.latency.snapshot(), transports))
         if lag_s is not None:
             self._lags.append((now, lag_s))
         if now - self._last_process_sample >= 1.0:
             self._sample_process(now)
+
+    @staticmethod
+    def _totals(transports: Mapping[str, Mapping[str, float]]) -> tuple[int, int]:
+        """Frames and bytes written to sockets, every transport."""
+        return (
+            int(sum(t["frames"] for t in transports.values())),
+            int(sum(t["bytes"] for t in transports.values())),
+        )
 
     def _sample_process(self, now: float) -> None:
         self._last_process_sample = now
@@ -214,13 +233,15 @@ class PerfMonitor:
         now = self._clock()
         src = self.source
         ticks_in, dropped = self._counts()
+        transports = src.transport_counters()
+        frames_out, bytes_out = self._totals(transports)
         base = self._baseline(now, self.rate_window_s)
         # Within the first sample period of the monitor's life the window is shorter than one
         # period; dividing by the period then avoids extrapolating a few frames to a huge rate.
         dt = max(now - base.t, self.sample_interval_s)
         ticks_rate = (ticks_in - base.ticks_in) / dt
-        frames_rate = (src.frames_out - base.frames_out) / dt
-        bytes_rate = (src.bytes_out - base.bytes_out) / dt
+        frames_rate = (frames_out - base.frames_out) / dt
+        bytes_rate = (bytes_out - base.bytes_out) / dt
         lat_base = self._baseline(now, self.latency_window_s).latency
         window = [a - b for a, b in zip(self.latency.snapshot(), lat_base, strict=True)]
         p50 = percentile(window, self.latency.bounds, 0.50)
@@ -243,6 +264,21 @@ class PerfMonitor:
             "rss_bytes": self._rss_bytes,
             "cpu_percent": self._cpu_percent,
             "event_loop_lag_ms": round(max(lags) * 1000, 3) if lags else 0.0,
+            "transports": {name: self._transport(transports[name], base.transports[name], dt) for name in TRANSPORTS},
+        }
+
+    @staticmethod
+    def _transport(live: Mapping[str, float], base: Mapping[str, float], dt: float) -> dict[str, Any]:
+        """One transport's figures: rates over the trailing window, counts since start."""
+        frames = live["frames"] - base["frames"]
+        write_s = live["write_s"] - base["write_s"]
+        return {
+            "connections": int(live["connections"]),
+            "messages_out_per_s": round(frames / dt, 3),
+            "bytes_out_per_s": round((live["bytes"] - base["bytes"]) / dt, 3),
+            "slow_consumers_disconnected": int(live["slow_consumers"]),
+            # Only the fast lane times its writes; null without frames or without timing.
+            "write_us_per_frame": round(write_s * 1e6 / frames, 3) if frames > 0 and write_s > 0 else None,
         }
 
 

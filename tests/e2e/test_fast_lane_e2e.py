@@ -9,6 +9,7 @@ import json
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,10 @@ import psutil
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from tickfan_e2e import SECRET, Server, expect_close, free_port, now_ms, recv_json, recv_until, run, write_universe
+from redis_server import RedisServer
+from tickfan_e2e import (
+    SECRET, TEST_SYMBOLS, Server, expect_close, free_port, now_ms, recv_json, recv_until, run, write_universe,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -209,5 +213,177 @@ def test_shutdown_closes_fast_lane_sockets_with_1001_and_exits_cleanly(tmp_path:
     try:
         assert run(scenario()) == [1001, 1001, 1001, 1001]
         assert srv.proc is not None and srv.proc.wait(15) == 0
+    finally:
+        srv.stop()
+
+
+PANICS = {
+    # where the lane panics: the text a client sends to make it panic there
+    "reader": '{"type":"ping","ts":1,"note":"panic-in-reader"}',
+    "handoff": '{"type":"ping","ts":2,"note":"panic-in-handoff"}',
+    "writer": '{"type":"ping","ts":4242424242}',  # the pong frame holds the writer's marker
+}
+
+
+def test_a_panic_in_the_lane_closes_that_connection_with_1011_counted_and_logged(tmp_path: Path) -> None:
+    spec = 'reader:panic-in-reader handoff:panic-in-handoff writer:"ts":4242424242,'
+    srv = Server("rust", tmp_path, "--feed", "none", env={"TICKFAN_FAST_LANE_PANIC": spec}, transport="fast").start()
+
+    async def scenario() -> tuple[dict[str, int | None], list[int]]:
+        bystander = await srv.authed("bystander")
+        await bystander.send(json.dumps({"type": "subscribe", "symbols": ["BTC/USD"], "mode": "tick"}))
+        await recv_until(bystander, lambda m: m["type"] == "subscribed")
+        codes: dict[str, int | None] = {}
+        seqs: list[int] = []
+        for where, text in PANICS.items():
+            victim = await srv.authed(f"victim-{where}")
+            await victim.send(text)
+            codes[where] = (await expect_close(victim, timeout=10))[0]
+            # the others keep receiving, on the connection opened before and on a new one
+            ts = now_ms()
+            assert (await srv.apublish([{"symbol": "BTC/USD", "price": 50_000.5, "size": 1.0, "ts": ts}])).status_code == 202
+            seqs.append((await recv_until(bystander, lambda m: m.get("ts") == ts))[0]["seq"])
+            newcomer = await srv.authed(f"after-{where}")
+            await newcomer.send(json.dumps({"type": "ping", "ts": 7}))
+            assert (await recv_until(newcomer, lambda m: m["type"] == "pong"))[0]["ts"] == 7
+            await newcomer.close()
+        await bystander.close()
+        return codes, seqs
+
+    try:
+        codes, seqs = run(scenario(), timeout=120)
+        assert codes == {"reader": 1011, "handoff": 1011, "writer": 1011}
+        assert seqs == list(range(seqs[0], seqs[0] + 3))
+        assert _transport_metric(srv, "panics", "fast") == 3
+        assert srv.proc is not None and srv.proc.poll() is None, "the server survived"
+        log = srv.log_path.read_text()
+        for where in ("Reader", "Handoff", "Writer"):
+            assert f"injected by TICKFAN_FAST_LANE_PANIC ({where})" in log
+        assert log.count("closed with 1011") == 3
+    finally:
+        srv.stop()
+
+
+def test_every_worker_serves_the_fast_port_and_every_lane_client_gets_every_tick(
+    tmp_path: Path, fresh_redis: RedisServer
+) -> None:
+    srv = Server("rust", tmp_path, "--feed", "none", "--broker", fresh_redis.url, "--workers", "2",
+                 "--log-level", "warning", transport="fast").start()  # fmt: skip
+    assert srv.proc is not None and srv.fast_port is not None
+    clients = 16
+
+    def lane_sockets() -> dict[int, tuple[int, int]]:
+        """Per process of the server: (listeners, established connections) on the fast port."""
+        out: dict[int, tuple[int, int]] = {}
+        for proc in [psutil.Process(srv.proc.pid), *psutil.Process(srv.proc.pid).children(recursive=True)]:
+            conns = [c for c in proc.net_connections(kind="tcp") if c.laddr and c.laddr.port == srv.fast_port]
+            listening = sum(c.status == psutil.CONN_LISTEN for c in conns)
+            established = sum(c.status == psutil.CONN_ESTABLISHED for c in conns)
+            if listening or established:
+                out[proc.pid] = (listening, established)
+        return out
+
+    # The server is ready when one worker is: wait until both listen on the fast port.
+    deadline = time.monotonic() + 30
+    while sum(n for n, _ in lane_sockets().values()) < 2:
+        assert time.monotonic() < deadline, f"one fast-lane listener per worker: {lane_sockets()}"
+        time.sleep(0.1)
+
+    async def scenario() -> tuple[dict[int, tuple[int, int]], list[list[int]]]:
+        socks = [await srv.authed(f"w{i}") for i in range(clients)]
+        for ws in socks:
+            await ws.send(json.dumps({"type": "subscribe", "symbols": ["BTC/USD"], "mode": "tick"}))
+            await recv_until(ws, lambda m: m["type"] == "subscribed")
+        spread = lane_sockets()
+        ts = now_ms()
+        for batch in range(4):  # over HTTP, to whichever worker the kernel picks
+            ticks = [{"symbol": "BTC/USD", "price": 60_000 + batch * 5 + i, "size": 1.0, "ts": ts + batch * 5 + i} for i in range(5)]
+            assert (await srv.apublish(ticks)).status_code == 202
+        last = ts + 19
+
+        async def received(ws: ClientConnection) -> list[int]:
+            out: list[int] = []
+            while True:
+                m = (await recv_until(ws, lambda m: m["type"] == "market_data" and m["ts"] >= ts))[0]
+                out.append(m["seq"])
+                if m["ts"] == last:
+                    return out
+
+        got = await asyncio.gather(*(received(ws) for ws in socks))
+        await asyncio.gather(*(ws.close() for ws in socks))
+        return spread, got
+
+    try:
+        spread, got = run(scenario(), timeout=120)
+        listeners = {pid: n for pid, (n, _) in spread.items() if n}
+        assert len(listeners) == 2, f"one fast-lane listener per worker: {spread}"
+        serving = [pid for pid, (_, established) in spread.items() if established]
+        assert len(serving) == 2, f"the kernel spread the clients over both workers: {spread}"
+        first = got[0][0]
+        for seqs in got:
+            assert seqs == list(range(first, first + 20))
+    finally:
+        srv.stop()
+
+
+def test_the_performance_channel_reports_the_fast_lane_by_transport(tmp_path: Path) -> None:
+    srv = Server(
+        "rust", tmp_path, "--feed", "none", "--symbols", str(write_universe(tmp_path / "symbols.json")),
+        "--max-queue-bytes", str(1024 * 1024), "--log-level", "warning", transport="fast",
+    ).start()  # fmt: skip
+    base = now_ms() - 4000 * 1000
+    for symbol in TEST_SYMBOLS[1:]:  # history for ~150 KB backfill answers
+        ticks = [{"symbol": symbol, "price": 100.0 + (i % 50), "size": 1.0, "ts": base + i * 1000} for i in range(3600)]
+        assert srv.publish(ticks).status_code == 202
+
+    async def figures(perf: ClientConnection, until: Any) -> dict[str, Any]:
+        while True:
+            m = (await recv_until(perf, lambda m: m["type"] == "metrics"))[0]
+            if until(m):
+                return m
+
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
+        perf = await srv.authed("ops", "/ws/performance-metrics")
+        await perf.send(json.dumps({"type": "set_interval", "interval_ms": 250}))
+        lane = await srv.authed("trader")
+        await lane.send(json.dumps({"type": "subscribe", "symbols": ["BTC/USD"], "mode": "tick"}))
+        await recv_until(lane, lambda m: m["type"] == "subscribed")
+        ts = now_ms()
+
+        def fast_writing(m: dict[str, Any]) -> bool:
+            return m["transports"]["fast"]["write_us_per_frame"] is not None
+
+        while True:  # ticks until a trailing second of the lane's writes shows in a metrics message
+            ts += 1
+            assert (await srv.apublish([{"symbol": "BTC/USD", "price": 60_000.5, "size": 1.0, "ts": ts}])).status_code == 202
+            await recv_until(lane, lambda m, ts=ts: m.get("ts") == ts)
+            m = (await recv_until(perf, lambda m: m["type"] == "metrics"))[0]
+            if fast_writing(m):
+                writing = m
+                break
+        # a lane client that reads nothing: closed as a slow consumer, counted on the lane
+        stalled = await srv.stalled("stalled")
+        request = {"type": "backfill_request", "symbols": TEST_SYMBOLS[1:], "since": 0, "interval": "1s"}
+        for _ in range(30):
+            await stalled.send(json.dumps(request))
+        closed = await figures(perf, lambda m: m["transports"]["fast"]["slow_consumers_disconnected"] >= 1)
+        assert (await expect_close(stalled, timeout=20))[0] == 1013
+        for ws in (perf, lane):
+            await ws.close()
+        return writing, closed
+
+    try:
+        writing, closed = run(scenario(), timeout=120)
+        fast, granian = writing["transports"]["fast"], writing["transports"]["granian"]
+        assert fast["connections"] >= 1 and granian["connections"] == 0
+        assert fast["messages_out_per_s"] > 0 and fast["bytes_out_per_s"] > fast["messages_out_per_s"]
+        assert fast["write_us_per_frame"] > 0 and granian["write_us_per_frame"] is None
+        assert granian["messages_out_per_s"] > 0  # the metrics messages themselves, on Granian
+        assert writing["messages_out_per_s"] >= fast["messages_out_per_s"] + granian["messages_out_per_s"] - 0.01
+        assert closed["transports"]["fast"]["slow_consumers_disconnected"] == 1
+        assert closed["transports"]["granian"]["slow_consumers_disconnected"] == 0
+        assert closed["slow_consumers_disconnected"] == 1
+        assert _transport_metric(srv, "slow_consumers", "fast") == 1
+        assert _transport_metric(srv, "slow_consumers", "granian") == 0
     finally:
         srv.stop()

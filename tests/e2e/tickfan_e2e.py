@@ -195,6 +195,18 @@ class Server:
         assert reply["type"] == "auth_success" and reply["user_id"] == sub, reply
         return ws
 
+    async def stalled(self, sub: str) -> ClientConnection:
+        """A market-data socket past its ``auth_success`` that reads nothing until awaited: a
+        16 KiB receive buffer set before connect (no autotuning) and ``max_queue=1``, so a
+        server writer stalls after a few MB whatever the pace of its frames. (Left to autotune,
+        a loopback receive window grows toward ``tcp_rmem``'s maximum while frames trickle in.)"""
+        port = int(self.ws().split(":")[2].split("/")[0])
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+        sock.connect(("127.0.0.1", port))
+        sock.setblocking(False)
+        return await self.authed(sub, sock=sock, max_queue=1, max_size=None)
+
 
 class Client:
     """Async HTTP calls against one server (an ``httpx.AsyncClient``), as the publishing service."""

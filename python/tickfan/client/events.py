@@ -202,6 +202,7 @@ class Metrics(Struct, frozen=True, tag="metrics", tag_field="type"):
     rss_bytes: int | None = None
     cpu_percent: float | None = None
     event_loop_lag_ms: float | None = None
+    transports: dict[str, dict[str, Any]] | None = None
 
 
 Event = Union[

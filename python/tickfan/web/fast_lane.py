@@ -26,6 +26,8 @@ __all__ = ["FastLaneServer", "FastLaneTransport", "TRANSPORT"]
 
 _log = logging.getLogger("tickfan.fast_lane")
 
+_FATAL = (asyncio.CancelledError, KeyboardInterrupt, SystemExit)
+
 TRANSPORT = "fast"
 """The ``transport`` label of the lane's metrics (the Granian endpoint's is ``granian``)."""
 
@@ -48,6 +50,8 @@ class FastLaneTransport:
 
     def closing(self, discard_in_hand: bool) -> None:
         session = self.session
+        if discard_in_hand:  # Session.fail(SLOW_CONSUMER) is the close that drops frames in hand
+            session.hub.metrics.fast_lane_slow_consumers += 1
         final, session.final = session.final or [], []
         self.lane.close(self.lane_id, final, session.close_code or CloseCode.NORMAL, "", discard_in_hand)
 
@@ -118,11 +122,23 @@ class FastLaneServer:
         while True:
             await self._ready.wait()
             self._ready.clear()
-            for kind, lane_id, payload in self._take():
+            try:
+                events = self._take()
+            except _FATAL:
+                raise
+            except BaseException:  # noqa: BLE001 - a Rust panic is a BaseException (PanicException)
+                self._panicked(0, "taking the lane's events")
+                continue
+            for kind, lane_id, payload in events:
                 try:
                     await self._handle(kind, lane_id, payload)
+                except _FATAL:
+                    raise
                 except Exception:  # noqa: BLE001 - one connection's trouble must not stop the lane
                     _log.exception("fast lane: handling %s on lane connection %d failed", kind, lane_id)
+                    self._fail(lane_id)
+                except BaseException:  # noqa: BLE001 - a panic in a lane call made for this connection
+                    self._panicked(lane_id, f"handling {kind}")
 
     async def _handle(self, kind: str, lane_id: int, payload: Any) -> None:
         if kind == "text" or kind == "binary":
@@ -140,8 +156,26 @@ class FastLaneServer:
                 limit = self.hub.config.max_message_bytes
                 transport.session.fail(ErrorCode.MESSAGE_TOO_LARGE, f"Messages are limited to {limit} bytes")
         elif kind == "panic":
-            self.hub.metrics.fast_lane_panics += 1
-            _log.error("fast lane: a writer panicked on lane connection %d (closed with 1011): %s", lane_id, payload)
+            self._panicked(lane_id, payload)
+
+    def _panicked(self, lane_id: int, what: str) -> None:
+        """A panic in the lane (its reader, writer or hand-off): counted, logged, 1011."""
+        self.hub.metrics.fast_lane_panics += 1
+        _log.error("fast lane: a panic on lane connection %d (closed with 1011): %s", lane_id, what)
+        self._fail(lane_id)
+
+    def _fail(self, lane_id: int) -> None:
+        """Close one lane connection with 1011 (through its session when it has one)."""
+        transport = self.transports.get(lane_id)
+        try:
+            if transport is not None:
+                transport.session.close(CloseCode.INTERNAL_ERROR)
+            elif lane_id:
+                self.lane.close(lane_id, [], CloseCode.INTERNAL_ERROR, "", True)
+        except _FATAL:
+            raise
+        except BaseException:  # noqa: BLE001 - the lane's own close panicked: its writer ends it
+            _log.exception("fast lane: closing lane connection %d failed", lane_id)
 
     def _open(self, lane_id: int, peer: str) -> None:
         hub = self.hub

@@ -12,8 +12,10 @@
 //! Rules (see docs/architecture.md, "The fast lane"): no lane thread attaches to the
 //! interpreter, so it never creates, clones or drops a Python object (frames whose Python `str`
 //! is cached go back to Python to be dropped, see [`PyFrame::needs_interpreter`]); the core
-//! lock is held only to drain; a panic in a connection's writer is caught, counted, reported to
-//! Python (logged there) and closes that connection with 1011.
+//! lock is held only to drain; a panic in a connection's reader or writer, or while handing an
+//! event to Python, is caught, counted, reported to Python (logged there) and closes that
+//! connection with 1011. Large frames go out in fragments of at most [`WRITE_CHUNK`] bytes, so
+//! tungstenite's output buffer (which never shrinks) stays that small.
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
@@ -28,7 +30,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use pyo3::exceptions::{PyOSError, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
@@ -36,7 +38,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
@@ -50,6 +53,14 @@ pub const PATH: &str = "/ws/market-data";
 const BURST_FRAMES: i64 = 256;
 /// The read buffer of every lane connection (tungstenite's default is 128 KiB).
 const READ_BUFFER: usize = 4096;
+/// The largest frame payload the lane writes: a longer message goes out as fragments (RFC 6455
+/// section 5.4). tungstenite copies each frame into a per-connection output buffer whose
+/// capacity it never gives back, so this bounds that buffer instead of the largest frame seen.
+pub const WRITE_CHUNK: usize = 4096;
+/// Test-only fault injection: `where:marker` items separated by spaces, `where` one of `reader`
+/// (a message containing `marker` arrives), `writer` (a frame containing it is about to be
+/// written), `handoff` (a message containing it is handed to Python). Read once per lane.
+pub const PANIC_ENV: &str = "TICKFAN_FAST_LANE_PANIC";
 /// After its close frame, how long a connection waits for the client's close.
 const CLOSE_REPLY: Duration = Duration::from_secs(1);
 
@@ -129,6 +140,108 @@ pub enum Step {
     Wait,
 }
 
+/// Where a test-only panic is injected ([`PANIC_ENV`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Fault {
+    Reader,
+    Writer,
+    Handoff,
+}
+
+/// The injected panics of one lane (none unless [`PANIC_ENV`] is set).
+#[derive(Debug, Default, PartialEq)]
+pub struct Faults(Vec<(Fault, Vec<u8>)>);
+
+impl Faults {
+    /// Parse [`PANIC_ENV`]'s value; unknown items are ignored.
+    pub fn parse(spec: &str) -> Faults {
+        let items = spec.split_whitespace().filter_map(|item| {
+            let (at, marker) = item.split_once(':')?;
+            let at = match at {
+                "reader" => Fault::Reader,
+                "writer" => Fault::Writer,
+                "handoff" => Fault::Handoff,
+                _ => return None,
+            };
+            (!marker.is_empty()).then(|| (at, marker.as_bytes().to_vec()))
+        });
+        Faults(items.collect())
+    }
+
+    /// Whether any fault is set (never in production).
+    pub fn armed(&self) -> bool {
+        !self.0.is_empty()
+    }
+
+    /// Panic if a fault is set `at` this point for a payload containing its marker.
+    pub fn trip(&self, at: Fault, payload: &[u8]) {
+        for (place, marker) in &self.0 {
+            if *place == at && payload.windows(marker.len()).any(|w| w == marker.as_slice()) {
+                panic!("injected by {PANIC_ENV} ({at:?})");
+            }
+        }
+    }
+}
+
+/// A panic's message, as far as it has one.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_string())
+}
+
+/// The close a panicked connection gets: 1011, the frames in hand dropped.
+fn internal_error() -> Close {
+    Close {
+        frames: Vec::new(),
+        code: 1011,
+        reason: String::new(),
+        discard: true,
+    }
+}
+
+/// A text message as frames of at most [`WRITE_CHUNK`] payload bytes, split at UTF-8 character
+/// boundaries (so every fragment is valid UTF-8 on its own, for lenient clients too).
+pub fn text_frames(payload: bytes::Bytes) -> Vec<Message> {
+    if payload.len() <= WRITE_CHUNK {
+        return vec![text_message(payload)];
+    }
+    let mut out = Vec::with_capacity(payload.len() / WRITE_CHUNK + 2);
+    let mut start = 0;
+    while start < payload.len() {
+        let mut end = (start + WRITE_CHUNK).min(payload.len());
+        // A UTF-8 continuation byte is 0b10xx_xxxx: never cut before one.
+        while end < payload.len() && end > start + 1 && payload[end] & 0xC0 == 0x80 {
+            end -= 1;
+        }
+        let data = if start == 0 { Data::Text } else { Data::Continue };
+        let fin = end == payload.len();
+        out.push(Message::Frame(Frame::message(payload.slice(start..end), OpCode::Data(data), fin)));
+        start = end;
+    }
+    out
+}
+
+/// Feed one text message (fragmented if large); the caller flushes.
+async fn feed_text(sink: &mut SplitSink<Ws, Message>, payload: bytes::Bytes) -> Result<(), WsError> {
+    for m in text_frames(payload) {
+        sink.feed(m).await?;
+    }
+    Ok(())
+}
+
+/// Every lane connection's WebSocket settings (the read buffer is set here, explicitly).
+pub fn ws_config(max_message_bytes: usize) -> WebSocketConfig {
+    let limit = max_message_bytes.max(1) * 4 + 1024;
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_message_size(Some(limit))
+        .max_frame_size(Some(limit))
+}
+
 #[derive(Default)]
 struct Stats {
     connections: AtomicU64,
@@ -153,9 +266,20 @@ struct Lane {
     max_message_bytes: usize,
     close_timeout: Duration,
     stats: Stats,
+    faults: Faults,
 }
 
 impl Lane {
+    /// A connection's task panicked: count it, tell Python (which logs it); the close to send.
+    fn panicked(&self, lane: u64, panic: &(dyn std::any::Any + Send)) -> Close {
+        self.stats.panics.fetch_add(1, Ordering::Relaxed);
+        self.post(Event::Panic {
+            lane,
+            what: panic_message(panic),
+        });
+        internal_error()
+    }
+
     fn post(&self, event: Event) {
         let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
         let was_empty = events.is_empty();
@@ -203,7 +327,14 @@ async fn accept_loop(lane: Arc<Lane>, listener: TcpListener) {
             accepted = listener.accept() => {
                 if let Ok((tcp, peer)) = accepted {
                     let _ = tcp.set_nodelay(true);
-                    tokio::spawn(serve(Arc::clone(&lane), tcp, peer));
+                    let shared = Arc::clone(&lane);
+                    tokio::spawn(async move {
+                        // Reader and writer catch their own panics (1011); this is the rest.
+                        let guarded = AssertUnwindSafe(serve(Arc::clone(&shared), tcp, peer));
+                        if let Err(panic) = guarded.catch_unwind().await {
+                            shared.panicked(0, &*panic);
+                        }
+                    });
                 }
             }
         }
@@ -229,12 +360,7 @@ async fn serve(lane: Arc<Lane>, tcp: TcpStream, peer: SocketAddr) {
         }
         Ok(resp)
     };
-    let limit = lane.max_message_bytes.max(1) * 4 + 1024;
-    let config = WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(0)
-        .max_message_size(Some(limit))
-        .max_frame_size(Some(limit));
+    let config = ws_config(lane.max_message_bytes);
     let Ok(ws) = tokio_tungstenite::accept_hdr_async_with_config(tcp, check, Some(config)).await
     else {
         return;
@@ -246,23 +372,81 @@ async fn serve(lane: Arc<Lane>, tcp: TcpStream, peer: SocketAddr) {
         .unwrap_or_else(|e| e.into_inner())
         .insert(id, Arc::clone(&conn));
     lane.stats.connections.fetch_add(1, Ordering::Relaxed);
+    // From here on the connection is forgotten (and Python told) however this task ends.
+    let _registered = Registered { lane: &lane, id };
     lane.post(Event::Open {
         lane: id,
         peer: peer.ip().to_string(),
     });
-    let (sink, stream) = ws.split();
-    let reader = read_loop(&lane, &conn, id, stream);
-    let writer = write_loop(&lane, &conn, id, sink);
+    let (mut sink, mut stream) = ws.split();
+    let reader = async {
+        let guarded = AssertUnwindSafe(read_loop(&lane, &conn, id, &mut stream));
+        if let Err(panic) = guarded.catch_unwind().await {
+            let close = lane.panicked(id, &*panic);
+            *conn.close.lock().unwrap_or_else(|e| e.into_inner()) = Some(close);
+            conn.notify.notify_one();
+            // Keep reading (and ignoring) until the close handshake ends: unread input at
+            // close time would make the kernel reset the connection over the close frame.
+            while let Some(Ok(m)) = tokio::select! {
+                m = stream.next() => m,
+                _ = wait_closed(&conn) => None,
+            } {
+                if m.is_close() {
+                    break;
+                }
+            }
+        }
+        conn.gone.store(true, Ordering::Release);
+        conn.notify.notify_one();
+    };
+    let writer = async {
+        let mut owed = Vec::new();
+        let guarded = AssertUnwindSafe(write_loop(&lane, &conn, id, &mut sink, &mut owed));
+        let outcome = match guarded.catch_unwind().await {
+            Ok(outcome) => outcome,
+            Err(panic) => Some(lane.panicked(id, &*panic)),
+        };
+        if let Some(close) = outcome {
+            let finish = async {
+                for m in owed {
+                    sink.feed(m).await?;
+                }
+                for f in close.frames {
+                    feed_text(&mut sink, bytes::Bytes::from(f)).await?;
+                }
+                sink.send(Message::Close(Some(CloseFrame {
+                    code: CloseCode::from(close.code),
+                    reason: close.reason.into(),
+                })))
+                .await
+            };
+            let _ = tokio::time::timeout(lane.close_timeout, finish).await;
+        }
+        conn.in_hand.store(usize::MAX, Ordering::Release);
+    };
     tokio::join!(reader, writer);
-    lane.conns
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&id);
-    lane.stats.connections.fetch_sub(1, Ordering::Relaxed);
-    lane.post(Event::Gone { lane: id });
 }
 
-async fn read_loop(lane: &Lane, conn: &Conn, id: u64, mut stream: SplitStream<Ws>) {
+/// A registered lane connection: dropped (also while unwinding), it is forgotten and Python is
+/// told it is gone.
+struct Registered<'a> {
+    lane: &'a Lane,
+    id: u64,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        let lane = self.lane;
+        lane.conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+        lane.stats.connections.fetch_sub(1, Ordering::Relaxed);
+        lane.post(Event::Gone { lane: self.id });
+    }
+}
+
+async fn read_loop(lane: &Lane, conn: &Conn, id: u64, stream: &mut SplitStream<Ws>) {
     loop {
         let next = tokio::select! {
             m = stream.next() => m,
@@ -270,10 +454,13 @@ async fn read_loop(lane: &Lane, conn: &Conn, id: u64, mut stream: SplitStream<Ws
             _ = wait_closed(conn) => None,
         };
         match next {
-            Some(Ok(Message::Text(t))) => lane.post(Event::Text {
-                lane: id,
-                text: t.as_str().to_owned(),
-            }),
+            Some(Ok(Message::Text(t))) => {
+                lane.faults.trip(Fault::Reader, t.as_bytes());
+                lane.post(Event::Text {
+                    lane: id,
+                    text: t.as_str().to_owned(),
+                })
+            }
             Some(Ok(Message::Binary(b))) => lane.post(Event::Binary {
                 lane: id,
                 data: b.to_vec(),
@@ -289,8 +476,6 @@ async fn read_loop(lane: &Lane, conn: &Conn, id: u64, mut stream: SplitStream<Ws
             Some(Err(_)) => break,
         }
     }
-    conn.gone.store(true, Ordering::Release);
-    conn.notify.notify_one();
 }
 
 /// Resolves `CLOSE_REPLY` after the writer finished (its close frame sent), never before.
@@ -301,8 +486,16 @@ async fn wait_closed(conn: &Conn) {
     tokio::time::sleep(CLOSE_REPLY).await;
 }
 
-async fn write_loop(lane: &Lane, conn: &Conn, id: u64, mut sink: SplitSink<Ws, Message>) {
-    let outcome = loop {
+/// Write the connection's frames until it must close (`Some`: the close to send, after `owed`,
+/// the fragments that end a message the client began) or is gone.
+async fn write_loop(
+    lane: &Lane,
+    conn: &Conn,
+    id: u64,
+    sink: &mut SplitSink<Ws, Message>,
+    owed: &mut Vec<Message>,
+) -> Option<Close> {
+    loop {
         match conn.next_step() {
             Step::PeerGone => {
                 let _ = tokio::time::timeout(CLOSE_REPLY, sink.flush()).await;
@@ -344,12 +537,31 @@ async fn write_loop(lane: &Lane, conn: &Conn, id: u64, mut sink: SplitSink<Ws, M
                 conn.in_hand.store(n, Ordering::Release);
                 let started = Instant::now();
                 let nbytes: usize = frames.iter().map(|f| f.bytes().len()).sum();
-                let messages: Vec<Message> = frames.iter().map(|f| text_message(f.bytes())).collect();
+                let payloads: Vec<bytes::Bytes> = frames.iter().map(|f| f.bytes()).collect();
                 lane.bury(frames);
+                if lane.faults.armed() {
+                    for p in &payloads {
+                        lane.faults.trip(Fault::Writer, p);
+                    }
+                }
+                // The fragments of the message being written, and whether the client got any.
+                let mut current = std::collections::VecDeque::new();
+                let mut begun = false;
                 let result = {
                     let mut burst = pin!(async {
-                        for m in messages {
-                            sink.feed(m).await?;
+                        for p in payloads {
+                            if p.len() <= WRITE_CHUNK {
+                                sink.feed(text_message(p)).await?;
+                                continue;
+                            }
+                            current = text_frames(p).into();
+                            begun = false;
+                            // Popped once accepted: a feed dropped while pending took nothing.
+                            while let Some(m) = current.front().cloned() {
+                                sink.feed(m).await?;
+                                current.pop_front();
+                                begun = true;
+                            }
                         }
                         sink.flush().await
                     });
@@ -365,6 +577,10 @@ async fn write_loop(lane: &Lane, conn: &Conn, id: u64, mut sink: SplitSink<Ws, M
                     }
                 };
                 conn.in_hand.store(0, Ordering::Release);
+                if begun {
+                    // An abandoned burst still owes the client the rest of a message it began.
+                    owed.extend(current);
+                }
                 match result {
                     Some(Ok(())) => {
                         conn.written.fetch_add(n as u64, Ordering::Relaxed);
@@ -382,21 +598,38 @@ async fn write_loop(lane: &Lane, conn: &Conn, id: u64, mut sink: SplitSink<Ws, M
                 }
             }
         }
-    };
-    if let Some(close) = outcome {
-        let finish = async {
-            for f in close.frames {
-                sink.feed(Message::Text(f.into())).await?;
-            }
-            sink.send(Message::Close(Some(CloseFrame {
-                code: CloseCode::from(close.code),
-                reason: close.reason.into(),
-            })))
-            .await
-        };
-        let _ = tokio::time::timeout(lane.close_timeout, finish).await;
     }
-    conn.in_hand.store(usize::MAX, Ordering::Release);
+}
+
+impl Event {
+    fn lane(&self) -> u64 {
+        match self {
+            Event::Open { lane, .. }
+            | Event::Text { lane, .. }
+            | Event::Binary { lane, .. }
+            | Event::TooLarge { lane }
+            | Event::Gone { lane }
+            | Event::Panic { lane, .. } => *lane,
+        }
+    }
+}
+
+type EventItem<'py> = (&'static str, u64, Bound<'py, PyAny>);
+
+impl FastLane {
+    fn event_item<'py>(&self, py: Python<'py>, e: Event) -> PyResult<EventItem<'py>> {
+        Ok(match e {
+            Event::Open { lane, peer } => ("open", lane, peer.into_pyobject(py)?.into_any()),
+            Event::Text { lane, text } => {
+                self.lane.faults.trip(Fault::Handoff, text.as_bytes());
+                ("text", lane, text.into_pyobject(py)?.into_any())
+            }
+            Event::Binary { lane, data } => ("binary", lane, PyBytes::new(py, &data).into_any()),
+            Event::TooLarge { lane } => ("too_large", lane, py.None().into_bound(py)),
+            Event::Gone { lane } => ("gone", lane, py.None().into_bound(py)),
+            Event::Panic { lane, what } => ("panic", lane, what.into_pyobject(py)?.into_any()),
+        })
+    }
 }
 
 /// The lane as Python holds it; see the module doc.
@@ -455,6 +688,7 @@ impl FastLane {
             max_message_bytes,
             close_timeout: Duration::from_secs_f64(close_timeout_s.max(0.001)),
             stats: Stats::default(),
+            faults: Faults::parse(&std::env::var(PANIC_ENV).unwrap_or_default()),
         });
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -513,13 +747,16 @@ impl FastLane {
         ));
         let list = PyList::empty(py);
         for e in events {
-            let item = match e {
-                Event::Open { lane, peer } => ("open", lane, peer.into_pyobject(py)?.into_any()),
-                Event::Text { lane, text } => ("text", lane, text.into_pyobject(py)?.into_any()),
-                Event::Binary { lane, data } => ("binary", lane, PyBytes::new(py, &data).into_any()),
-                Event::TooLarge { lane } => ("too_large", lane, py.None().into_bound(py)),
-                Event::Gone { lane } => ("gone", lane, py.None().into_bound(py)),
-                Event::Panic { lane, what } => ("panic", lane, what.into_pyobject(py)?.into_any()),
+            let lane_id = e.lane();
+            // The hand-off of one event panicking becomes that connection's `panic` event (the
+            // other events still go through); Python closes it with 1011.
+            let item = match catch_unwind(AssertUnwindSafe(|| self.event_item(py, e))) {
+                Ok(item) => item?,
+                Err(panic) => {
+                    let what = panic_message(&*panic);
+                    self.lane.stats.panics.fetch_add(1, Ordering::Relaxed);
+                    ("panic", lane_id, what.into_pyobject(py)?.into_any())
+                }
             };
             list.append(PyTuple::new(py, [item.0.into_pyobject(py)?.into_any(), item.1.into_pyobject(py)?.into_any(), item.2])?)?;
         }
@@ -647,5 +884,166 @@ mod tests {
         *conn.close.lock().unwrap() = None;
         conn.gone.store(true, Ordering::Release);
         assert!(conn.discard_requested());
+    }
+}
+
+/// Counts, per thread, the bytes allocated and not yet freed (the memory tests' meter).
+#[cfg(test)]
+mod live_bytes {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    thread_local! {
+        static LIVE: Cell<isize> = const { Cell::new(0) };
+    }
+
+    fn add(n: isize) {
+        let _ = LIVE.try_with(|c| c.set(c.get() + n));
+    }
+
+    /// Bytes this thread allocated and has not freed.
+    pub fn now() -> isize {
+        LIVE.with(|c| c.get())
+    }
+
+    struct Counting;
+
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            add(layout.size() as isize);
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            add(layout.size() as isize);
+            unsafe { System.alloc_zeroed(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            add(-(layout.size() as isize));
+            unsafe { System.dealloc(ptr, layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            add(new_size as isize - layout.size() as isize);
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+    }
+
+    #[global_allocator]
+    static COUNTING: Counting = Counting;
+}
+
+#[cfg(test)]
+mod memory_and_fault_tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    #[test]
+    fn the_read_buffer_is_set_to_4_kib() {
+        assert_eq!(ws_config(64 * 1024).read_buffer_size, 4096);
+        assert_eq!(ws_config(64 * 1024).write_buffer_size, 0);
+    }
+
+    fn payloads(frames: &[Message]) -> Vec<(Vec<u8>, bool, bool)> {
+        frames
+            .iter()
+            .map(|m| match m {
+                Message::Text(t) => (t.as_bytes().to_vec(), true, true),
+                Message::Frame(f) => (
+                    f.payload().to_vec(),
+                    f.header().opcode == OpCode::Data(Data::Text),
+                    f.header().is_final,
+                ),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_small_message_is_one_text_frame() {
+        let frames = text_frames(bytes::Bytes::from_static(b"{\"type\":\"pong\"}"));
+        assert_eq!(frames, vec![Message::text("{\"type\":\"pong\"}")]);
+        let exact = bytes::Bytes::from(vec![b'a'; WRITE_CHUNK]);
+        assert_eq!(text_frames(exact).len(), 1);
+    }
+
+    #[test]
+    fn a_large_message_is_fragmented_at_character_boundaries() {
+        // 3-byte characters, so a plain cut every WRITE_CHUNK bytes would split one.
+        let text = "x".repeat(5) + &"€".repeat(3 * WRITE_CHUNK);
+        let parts = payloads(&text_frames(bytes::Bytes::from(text.clone())));
+        assert!(parts.len() >= 9, "{} fragments", parts.len());
+        let mut joined = Vec::new();
+        for (i, (data, is_text, fin)) in parts.iter().enumerate() {
+            assert!(data.len() <= WRITE_CHUNK && !data.is_empty());
+            assert!(std::str::from_utf8(data).is_ok(), "fragment {i} is not UTF-8 on its own");
+            assert_eq!(*is_text, i == 0, "the first fragment is Text, the others Continue");
+            assert_eq!(*fin, i == parts.len() - 1);
+            joined.extend_from_slice(data);
+        }
+        assert_eq!(joined, text.as_bytes());
+    }
+
+    #[test]
+    fn faults_trip_only_where_and_when_set() {
+        assert_eq!(Faults::parse(""), Faults::default());
+        let faults = Faults::parse("writer:\"ts\":42, reader:boom bogus:x handoff:");
+        assert_eq!(faults.0.len(), 2);
+        faults.trip(Fault::Writer, b"{\"ts\":41,");
+        faults.trip(Fault::Handoff, b"boom");
+        let hit = catch_unwind(|| faults.trip(Fault::Reader, b"{\"x\":\"boom\"}")).unwrap_err();
+        assert!(panic_message(&*hit).contains(PANIC_ENV));
+        assert!(catch_unwind(|| faults.trip(Fault::Writer, b"{\"ts\":42,\"y\":1}")).is_err());
+    }
+
+    /// A server connection configured as the lane's, a blocking client reading it on a thread of
+    /// its own (so only the server's allocations are counted on this thread).
+    async fn pair() -> (SplitSink<Ws, Message>, SplitStream<Ws>, mpsc::Receiver<usize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let tcp = std::net::TcpStream::connect(addr).unwrap();
+            let url = format!("ws://{addr}{PATH}");
+            let (mut ws, _) = tokio_tungstenite::tungstenite::client(url, tcp).unwrap();
+            while let Ok(m) = ws.read() {
+                if tx.send(m.len()).is_err() {
+                    break;
+                }
+            }
+        });
+        let (tcp, _) = listener.accept().await.unwrap();
+        let ws = tokio_tungstenite::accept_async_with_config(tcp, Some(ws_config(64 * 1024)))
+            .await
+            .unwrap();
+        let (sink, stream) = ws.split();
+        (sink, stream, rx)
+    }
+
+    #[test]
+    fn a_large_frame_leaves_no_buffer_of_its_size_behind() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (mut sink, _stream, received) = pair().await;
+            let big = bytes::Bytes::from(vec![b'x'; 1 << 20]);
+            let before = live_bytes::now();
+            for _ in 0..3 {
+                feed_text(&mut sink, big.clone()).await.unwrap();
+            }
+            sink.flush().await.unwrap();
+            for _ in 0..3 {
+                assert_eq!(received.recv().unwrap(), 1 << 20);
+            }
+            let kept = live_bytes::now() - before;
+            assert!(kept < 16 * 1024, "the connection kept {kept} bytes after a 3 MiB burst");
+
+            // The meter sees what tungstenite keeps when a frame is written whole.
+            let before = live_bytes::now();
+            sink.send(text_message(big.clone())).await.unwrap();
+            assert_eq!(received.recv().unwrap(), 1 << 20);
+            let kept = live_bytes::now() - before;
+            assert!(kept > 1 << 19, "unfragmented, tungstenite keeps about the frame's size ({kept})");
+        });
     }
 }
