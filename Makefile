@@ -69,9 +69,11 @@ bench: build
 clean:
 	rm -rf $(VENV) $(STAMPS) target python/tickfan/_core*.so
 
-# Load benchmark (benches/load/README.md): every scenario against tickfan (both cores) and the
-# naive and picows peers; writes benches/results/load-<stamp>.{json,md,png}. Takes ~10 minutes
-# and wants a quiet machine. Extra flags: make bench-load LOAD_ARGS="--scenarios S1 --scale 0.1"
+# Load benchmark (benches/load/README.md): every scenario (S1-S5) against tickfan (Granian with
+# both cores, and the fast lane) and the peers (naive Litestar, picows, the Rust reference on
+# tokio-tungstenite and on fastwebsockets, which run.py builds with cargo into
+# target/bench-peers/); writes benches/results/load-<stamp>.{json,md,png}. Takes ~21 minutes and
+# wants a quiet machine. Extra flags: make bench-load LOAD_ARGS="--scenarios S1 --scale 0.1"
 .PHONY: bench-load
 bench-load: build
 	$(PY) benches/load/run.py $(LOAD_ARGS)

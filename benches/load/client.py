@@ -36,7 +36,7 @@ from picows import WSCloseCode, WSListener, WSMsgType, ws_connect
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from latency import COARSE_BIN_US, FINE_BIN_US, FINE_LIMIT_US, N_BINS, N_FINE, bin_of, to_sparse  # noqa: E402
-from wire import AuthSuccess, Error, MarketData, MarketDataBatch, Subscribed, decoder, mint_token  # noqa: E402
+from wire import AuthSuccess, Degraded, Error, Gap, MarketData, MarketDataBatch, Subscribed, decoder, mint_token  # noqa: E402
 
 NEVER_MS = 1 << 62
 FLUSH_TICKS = 200_000  # pending batch ticks before a vectorised latency pass (~2 MB of ints)
@@ -65,6 +65,8 @@ class Stats:
         self.dropped_live = 0
         self.malformed = 0
         self.undecodable = 0
+        self.degraded = 0  # `degraded` notices: the server switched a slow socket to conflation
+        self.gap_notices = 0  # `gap` notices (the ticks a degraded socket missed)
 
     def reset(self) -> None:
         self.frames = 0
@@ -118,7 +120,8 @@ class Stats:
 class Client(WSListener):
     __slots__ = ("st", "token", "sub_msg", "done", "next_seq", "transport", "live")
 
-    def __init__(self, st: Stats, token: str, sub_msg: bytes, done: asyncio.Future) -> None:
+    def __init__(self, st: Stats, token: str, sub_msg: bytes | None, done: asyncio.Future) -> None:
+        """`sub_msg` None: connect only (the upgrade is the end; no auth, no subscribe)."""
         self.st = st
         self.token = token
         self.sub_msg = sub_msg
@@ -129,6 +132,9 @@ class Client(WSListener):
 
     def on_ws_connected(self, transport) -> None:
         self.transport = transport
+        if self.sub_msg is None:
+            self.done.set_result(time.perf_counter())
+            return
         transport.send(WSMsgType.TEXT, b'{"type":"auth","token":"' + self.token.encode() + b'"}')
 
     def on_ws_disconnected(self, transport) -> None:
@@ -166,6 +172,10 @@ class Client(WSListener):
             if not self.done.done():
                 self.live = True
                 self.done.set_result(time.perf_counter())
+        elif tm is Degraded:
+            st.degraded += 1
+        elif tm is Gap:
+            st.gap_notices += 1
         elif tm is Error:
             er = st.errors
             er[m.code] = er.get(m.code, 0) + 1
@@ -263,7 +273,7 @@ async def main(args: argparse.Namespace) -> None:
         syms = [symbols[(k + j) % len(symbols)] for j in range(args.symbols_per_client)]
         token = mint_token(secret, f"load-{k}")
         mode = modes[(k // len(symbols)) % len(modes)]  # every symbol sees every mode
-        plans.append((token, syms, subscribe_message(syms, mode, args.interval_ms)))
+        plans.append((token, syms, None if args.connect_only else subscribe_message(syms, mode, args.interval_ms)))
 
     sem = asyncio.Semaphore(args.concurrency)
     failures: dict[str, int] = {}
@@ -272,7 +282,7 @@ async def main(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     c0 = psutil.Process().cpu_times()
 
-    async def open_one(token: str, syms: list[str], sub_msg: bytes) -> float | None:
+    async def open_one(token: str, syms: list[str], sub_msg: bytes | None) -> float | None:
         async with sem:
             done = loop.create_future()
             try:
@@ -292,7 +302,7 @@ async def main(args: argparse.Namespace) -> None:
                 kind = type(exc).__name__ + (f":{exc}" if isinstance(exc, PermissionError) else "")
                 failures[kind] = failures.get(kind, 0) + 1
                 return None
-        for s in syms:
+        for s in syms if sub_msg is not None else ():
             subscribers[s] = subscribers.get(s, 0) + 1
         return t_sub - t0
 
@@ -352,6 +362,8 @@ async def main(args: argparse.Namespace) -> None:
             "dups": st.dups,
             "malformed": st.malformed,
             "undecodable": st.undecodable,
+            "degraded": st.degraded,
+            "gap_notices": st.gap_notices,
             "errors": st.errors,
             "close_codes": st.close_codes,
             "dropped_live": st.dropped_live,
@@ -379,6 +391,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--mode", default=None, help="subscribe mode, or comma-separated modes taken in turn "
                    "(omitted: the server's default)")
     p.add_argument("--interval-ms", type=int, default=None)
+    p.add_argument("--connect-only", action="store_true",
+                   help="open the WebSocket and stop there: no auth, no subscribe (counted as subscribed)")
     p.add_argument("--concurrency", type=int, default=1000, help="handshakes in flight at once")
     p.add_argument("--connect-timeout-s", type=float, default=30.0)
     p.add_argument("--fine-timing", action=argparse.BooleanOptionalAction, default=True)

@@ -16,7 +16,20 @@ TARGETS = """\
 | S2 | >= 99% of offered ticks delivered, p99 <= 50 ms; Rust >= 2x the Python twin's ticks/s or <= half its CPU per tick |
 | S3 | all 10,000 subscribed in <= 5 s, no failures; <= 20 KiB server RSS per idle connection |
 | S4 | p50 <= 1 ms, p99 <= 3 ms |
+
+The fast lane (issue 10; `tickfan-fast`, against the Rust reference peer `rust-ref` in the same run):
+
+| scenario | target (tickfan fast lane) |
+| --- | --- |
+| S1 | >= 990,000 ticks/s delivered, 0 gaps, p99 <= 80 ms |
+| S2 | >= 99% delivered, p99 <= 50 ms; server CPU per frame <= 1.3x the reference's and <= 0.5x the Granian transport's (Rust core) |
+| S3 | 10,000 connected, authenticated and subscribed in <= 1.2x the time the fastest peer needs just to connect them (S3c) |
+| S4 | p50 and p99 <= 1.5x the reference's |
+| idle | <= 24 KiB server RSS per connection at 10,000 connections (S3) |
+| burst | where frames of one connection queue up (S5: 20 frames per connection per POST; S1: batches), CPU per frame falls toward the reference's burst figure |
 """
+
+PEERS = ("naive", "picows", "rust-ref", "rust-ref-fws")
 
 
 def _f(v, fmt: str = ",.0f", none: str = "-") -> str:
@@ -73,6 +86,7 @@ def target_checks(run: dict) -> list[str]:
                 f"- S4 {core}: p50 {s4['lat_p50_ms']} ms ({mark(s4['lat_p50_ms'] is not None and s4['lat_p50_ms'] <= 1)}), "
                 f"p99 {s4['lat_p99_ms']} ms ({mark(s4['lat_p99_ms'] is not None and s4['lat_p99_ms'] <= 3)})"
             )
+    out += fast_lane_checks(by, mark)
     r2, p2 = by.get(("S2", "tickfan-rust")), by.get(("S2", "tickfan-python"))
     if r2 and p2 and "ticks_per_s" in r2 and "ticks_per_s" in p2:
         ratio = r2["ticks_per_s"] / p2["ticks_per_s"] if p2["ticks_per_s"] else None
@@ -87,6 +101,111 @@ def target_checks(run: dict) -> list[str]:
             "at S2's offer both should deliver everything, so the CPU ratio is the meaningful one"
         )
     return out
+
+
+def _ok(r: dict | None, key: str = "ticks_per_s") -> bool:
+    return bool(r) and not r.get("error") and r.get(key) is not None
+
+
+def fast_lane_checks(by: dict, mark) -> list[str]:
+    """Issue 10's targets: the fast lane against the Rust reference peer and the Granian transport."""
+    out: list[str] = []
+    fast = "tickfan-fast"
+
+    def ratio(a, b):
+        return a / b if a is not None and b else None
+
+    s1 = by.get(("S1", fast))
+    if _ok(s1):
+        out.append(
+            f"- S1 fast lane: {_f(s1['ticks_per_s'])} ticks/s ({mark(s1['ticks_per_s'] >= 990_000)}), gaps {s1['gaps']} "
+            f"({mark(s1['gaps'] == 0)}), p99 {s1['lat_p99_ms']} ms ({mark(s1['lat_p99_ms'] is not None and s1['lat_p99_ms'] <= 80)})"
+        )
+    s2, ref2, gr2 = by.get(("S2", fast)), by.get(("S2", "rust-ref")), by.get(("S2", "tickfan-rust"))
+    if _ok(s2):
+        pct = s2.get("delivered_of_asked_pct", s2["delivered_pct"])
+        us = s2.get("server_cpu_us_per_frame")
+        vs_ref = ratio(us, ref2.get("server_cpu_us_per_frame")) if _ok(ref2) else None
+        vs_gr = ratio(us, gr2.get("server_cpu_us_per_frame")) if _ok(gr2) else None
+        out.append(
+            f"- S2 fast lane: {_f(pct, '.2f')}% delivered ({mark(pct is not None and pct >= 99)}), p99 {s2['lat_p99_ms']} ms "
+            f"({mark(s2['lat_p99_ms'] is not None and s2['lat_p99_ms'] <= 50)}); {_f(us, '.2f')} us/frame = "
+            f"{_f(vs_ref, '.2f')}x the reference's ({mark(None if vs_ref is None else vs_ref <= 1.3)}) and "
+            f"{_f(vs_gr, '.2f')}x the Granian transport's ({mark(None if vs_gr is None else vs_gr <= 0.5)})"
+        )
+    s4, ref4 = by.get(("S4", fast)), by.get(("S4", "rust-ref"))
+    if _ok(s4) and _ok(ref4):
+        p50, p99 = ratio(s4["lat_p50_ms"], ref4["lat_p50_ms"]), ratio(s4["lat_p99_ms"], ref4["lat_p99_ms"])
+        out.append(
+            f"- S4 fast lane: p50 {s4['lat_p50_ms']} ms = {_f(p50, '.2f')}x the reference's {ref4['lat_p50_ms']} ms "
+            f"({mark(None if p50 is None else p50 <= 1.5)}), p99 {s4['lat_p99_ms']} ms = {_f(p99, '.2f')}x its "
+            f"{ref4['lat_p99_ms']} ms ({mark(None if p99 is None else p99 <= 1.5)})"
+        )
+    s3 = by.get(("S3", fast))
+    if _ok(s3, "all_subscribed_s"):
+        conn = [(by[("S3c", p)]["all_subscribed_s"], p) for p in PEERS if _ok(by.get(("S3c", p)), "all_subscribed_s")]
+        best = min(conn) if conn else None
+        r = ratio(s3["all_subscribed_s"], best[0]) if best else None
+        out.append(
+            f"- S3 fast lane: {s3['subscribed']:,}/{s3['clients']:,} subscribed in {_f(s3['all_subscribed_s'], '.2f')} s, "
+            f"failures {s3['failed']}; the fastest peer connects them (upgrade only, S3c) in "
+            f"{_f(best[0] if best else None, '.2f')} s ({best[1] if best else '-'}): {_f(r, '.2f')}x "
+            f"({mark(None if r is None else r <= 1.2 and s3['failed'] == 0)})"
+        )
+        per = s3.get("rss_per_conn_bytes")
+        out.append(
+            f"- idle fast lane: {_f(per / 1024 if per is not None else None, '.1f')} KiB server RSS per connection at "
+            f"{s3['subscribed']:,} connections ({mark(None if per is None else per <= 24 * 1024 and s3['subscribed'] >= 10_000)}"
+            f"{'' if s3['subscribed'] >= 10_000 else '; fewer than 10,000 connections: not the target load'})"
+        )
+    s5, ref5 = by.get(("S5", fast)), by.get(("S5", "rust-ref"))
+    if _ok(s5) and _ok(ref2) and _ok(s2):
+        bits = [f"S2 (one frame per write) {_f(s2.get('server_cpu_us_per_frame'), '.2f')} us/frame"]
+        bits.append(f"S5 (20-frame bursts) {_f(s5.get('server_cpu_us_per_frame'), '.2f')} us/frame")
+        if _ok(ref5):
+            bits.append(f"the reference's S5 {_f(ref5.get('server_cpu_us_per_frame'), '.2f')} us/frame "
+                        f"({_f(ratio(s5.get('server_cpu_us_per_frame'), ref5.get('server_cpu_us_per_frame')), '.2f')}x)")
+        if _ok(s1):
+            bits.append(f"S1 (batches) {_f(s1.get('server_cpu_us_per_tick'), '.3f')} us/tick")
+        out.append("- burst fast lane: " + ", ".join(bits))
+    return out
+
+
+def cost_table(run: dict) -> list[str]:
+    """Server CPU per frame by how frames of one connection queue up: the burst figure."""
+    by = rows_by(run)
+    servers = list(dict.fromkeys(r["server"] for r in run["results"]))
+    cols = [("S2", "every frame its own write"), ("S4", "2 frames per POST"), ("S5", "20-frame bursts"),
+            ("S1", "batches (us/tick)")]  # fmt: skip
+    if not any(_ok(by.get((c, s))) for c, _ in cols for s in servers):
+        return []
+    lines = ["", "## Server CPU per frame, by how frames of one connection queue up", "",
+             "| server | " + " | ".join(f"{c}: {t}" for c, t in cols) + " |",
+             "| --- |" + " ---: |" * len(cols)]  # fmt: skip
+    for srv in servers:
+        cells = []
+        for c, _ in cols:
+            r = by.get((c, srv))
+            key = "server_cpu_us_per_tick" if c == "S1" else "server_cpu_us_per_frame"
+            cells.append(_f(r.get(key), ".2f") if _ok(r) else "-")
+        label = next(r["server_label"] for r in run["results"] if r["server"] == srv)
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def thread_table(run: dict) -> list[str]:
+    """Where the server's CPU went, per thread name (busiest first), for the publishing runs."""
+    rows = [r for r in run["results"] if r.get("server_threads_cpu_s") and r.get("server_cpu_s")]
+    if not rows:
+        return []
+    lines = ["", "## Server CPU by thread (share of the server's CPU in the window)", "",
+             "| scen. | server | threads |", "| --- | --- | --- |"]  # fmt: skip
+    for r in rows:
+        total = sum(r["server_threads_cpu_s"].values()) or 1.0
+        top = sorted(r["server_threads_cpu_s"].items(), key=lambda kv: -kv[1])[:5]
+        lines.append(f"| {r['scenario']} | {r['server_label']} | "
+                     + ", ".join(f"`{k}` {100 * v / total:.0f}%" for k, v in top) + " |")  # fmt: skip
+    return lines
 
 
 def markdown(run: dict) -> str:
@@ -119,13 +238,13 @@ def markdown(run: dict) -> str:
         "## Throughput and latency",
         "",
         "| scen. | server | clients | ingest ticks/s (asked) | offered deliv./s | delivered ticks/s | delivered (of asked) | gaps "
-        "| p50 ms | p99 ms | max ms | server's own p99 ms | frames/s | MB/s | server CPU | server us/tick | client CPU |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| p50 ms | p99 ms | max ms | server's own p99 ms | frames/s | MB/s | server CPU | server us/tick | server us/frame | client CPU |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in run["results"]:
         if r.get("error"):
             lines.append(f"| {r['scenario']} | {r['server_label']} | {r['clients']} | error: {r['error'][:120]} "
-                         "| | | | | | | | | | | | | |")  # fmt: skip
+                         "| | | | | | | | | | | | | | |")  # fmt: skip
             continue
         if "ticks_per_s" not in r:
             continue
@@ -140,29 +259,34 @@ def markdown(run: dict) -> str:
             f"| {_f(r['lat_p50_ms'], '.2f')} | {_f(r['lat_p99_ms'], '.2f')} | {_f(r['lat_max_ms'], '.1f')} "
             f"| {_f((r.get('server_metrics') or {}).get('fanout_p99_ms_le'), 'g', '-')} "
             f"| {_f(r['frames_per_s'])} | {_f(r['bytes_per_s'] / 1e6, '.1f')} | {_f(r['server_cpu_pct'])}% "
-            f"| {_f(r['server_cpu_us_per_tick'], '.3f')} | {_f(max(r['client_cpu_pct_per_proc']))}%{cb} |"
+            f"| {_f(r['server_cpu_us_per_tick'], '.3f')} | {_f(r.get('server_cpu_us_per_frame'), '.2f')} "
+            f"| {_f(max(r['client_cpu_pct_per_proc']))}%{cb} |"
         )
-    storm = [r for r in run["results"] if "rss_per_conn_bytes" in r or (r["scenario"] == "S3" and r.get("error"))]
+    storm = [r for r in run["results"] if "rss_per_conn_bytes" in r or (r["scenario"] in ("S3", "S3c") and r.get("error"))]
     if storm:
-        lines += ["", "## Connect storm and idle memory (S3)", "",
-                  "| server | clients | subscribed | failed | all subscribed after | server CPU for the storm | client CPU | RSS before | RSS idle | RSS per idle conn |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+        lines += ["", "## Connect storm and idle memory (S3; S3c: upgrade only, no auth, no subscribe)", "",
+                  "| scen. | server | clients | subscribed | failed | all subscribed after | server CPU for the storm | client CPU | RSS before | RSS idle | RSS per idle conn |",
+                  "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
         for r in storm:
             if r.get("error"):
-                lines.append(f"| {r['server_label']} | {r['clients']:,} | error: {r['error'][:120]} | | | | | | | |")
+                lines.append(f"| {r['scenario']} | {r['server_label']} | {r['clients']:,} | error: {r['error'][:120]} | | | | | | | |")
                 continue
             lines.append(
-                f"| {r['server_label']} | {r['clients']:,} | {r['subscribed']:,} | {r['failed']} "
+                f"| {r['scenario']} | {r['server_label']} | {r['clients']:,} | {r['subscribed']:,} | {r['failed']} "
                 f"| {_f(r['all_subscribed_s'], '.2f')} s | {_f(r['connect_server_cpu_s'], '.2f')} s "
                 f"| {_f(max((c or 0) for c in r['connect_client_cpu_pct']) if r.get('connect_client_cpu_pct') else None)}% "
                 f"| {_f(r['rss_before_bytes'] / 2**20, '.1f')} MiB | {_f(r['rss_idle_bytes'] / 2**20, '.1f')} MiB "
                 f"| {_f(r['rss_per_conn_bytes'] / 1024 if r['rss_per_conn_bytes'] is not None else None, '.1f')} KiB |"
             )
+    lines += cost_table(run)
+    lines += thread_table(run)
     notes = sorted({(r["server_label"], r["server_notes"]) for r in run["results"]})
     lines += ["", "## Servers", ""] + [f"- {label}: {note}" for label, note in notes]
     checks = target_checks(run)
     if checks:
         lines += ["", "## Against the targets", "", *checks]
+    if run.get("findings"):  # written after the run, by hand, into the JSON: what limits each target
+        lines += ["", "## Findings", "", run["findings"].rstrip()]
     lines += ["", "Targets:", "", TARGETS]
     extra = []
     for r in run["results"]:
@@ -175,6 +299,8 @@ def markdown(run: dict) -> str:
             bits.append(f"close codes {r['close_codes']}")
         if r.get("dropped_connections"):
             bits.append(f"{r['dropped_connections']} connections dropped while live")
+        if r.get("degraded") or r.get("gap_notices"):
+            bits.append(f"{r.get('degraded')} `degraded` and {r.get('gap_notices')} `gap` notices (slow sockets conflated)")
         if r.get("dups") or r.get("malformed"):
             bits.append(f"dups {r.get('dups')}, malformed {r.get('malformed')}")
         pub = r.get("publisher") or {}
@@ -197,7 +323,7 @@ def plot(run: dict, path: str) -> None:
     scenarios = sorted({r["scenario"] for r in rows})
     servers = list(dict.fromkeys(r["server"] for r in rows))
     labels = {r["server"]: r["server_label"] for r in rows}
-    storm = [r for r in run["results"] if r.get("rss_per_conn_bytes") is not None]
+    storm = [r for r in run["results"] if r.get("rss_per_conn_bytes") is not None and r["scenario"] == "S3"]
     fig, axes = plt.subplots(1, 3 if storm else 2, figsize=(17 if storm else 12, 4.5))
     width = 0.8 / max(len(servers), 1)
     for ax, key, title in (

@@ -31,7 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from latency import merge_sparse, percentiles_ms  # noqa: E402
 from publisher import fetch_symbols  # noqa: E402
-from servers import SERVERS, RunningServer  # noqa: E402
+from servers import SERVERS, RunningServer, build_rust_peer  # noqa: E402
 from wire import DEFAULT_UNIVERSE, mint_token  # noqa: E402
 
 PY = sys.executable
@@ -47,6 +47,7 @@ class Scenario:
     n_symbols: int = 1  # the first n of the universe, BTC/USD first; client k takes symbol k % n
     mode: str | None = None
     storm: bool = False  # connect storm + idle memory: measure the handshakes, publish nothing
+    connect_only: bool = False  # storm: WebSocket upgrade only, no auth, no subscribe
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -55,7 +56,12 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("S1", "high-frequency fan-out: 1,000 clients on BTC/USD, 1,000 ticks/s, auto", 1000, 1000, 1, "auto"),
         Scenario("S2", "many sockets: 10,000 clients, 10 symbols x 5 ticks/s, tick", 10000, 50, 10, "tick"),
         Scenario("S3", "connect storm + idle memory: 10,000 clients", 10000, 0, 10, "tick", storm=True),
+        # S3's floor: the same storm, only the upgrade (its target compares against this).
+        Scenario("S3c", "connect storm, upgrade only (no auth, no subscribe): 10,000 clients", 10000, 0, 10, None,
+                 storm=True, connect_only=True),
         Scenario("S4", "low load, latency floor: 100 clients, 200 ticks/s, tick", 100, 200, 1, "tick"),
+        # Every 10 ms POST carries 20 ticks: 20 frames queue up per connection at once (a burst).
+        Scenario("S5", "burst: 100 clients on BTC/USD, 2,000 ticks/s, tick (20 frames per connection per POST)", 100, 2000, 1, "tick"),
         # CI: proves the harness runs and nothing is lost; both frame kinds (tick and batch) decoded.
         Scenario("smoke", "smoke: 200 clients, 2 symbols x 200 ticks/s, tick and auto", 200, 400, 2, "tick,auto"),
         # make bench-ci: the same small load in each mode, for bytes per tick and server CPU per frame.
@@ -171,6 +177,8 @@ async def run_one(spec_name: str, sc: Scenario, args: argparse.Namespace, log_di
                     "--concurrency", str(args.concurrency), "--deadline-s", str(args.duration_s + 300)]  # fmt: skip
             if sc.mode:
                 argv += ["--mode", sc.mode]
+            if sc.connect_only:
+                argv.append("--connect-only")
             procs.append(await ClientProc.start(argv, env))
             first += n
         readies = await asyncio.gather(*(p.expect("READY", 120) for p in procs))
@@ -207,11 +215,13 @@ async def run_one(spec_name: str, sc: Scenario, args: argparse.Namespace, log_di
         m0 = await asyncio.to_thread(server.scrape)
         spy = await start_profiler(server, sc, args) if args.profile else None
         cpu0, wall0 = server.cpu_s(), time.perf_counter()
+        threads0 = server.thread_cpu_s()
         psutil.cpu_percent()  # starts the machine-wide window
         pub = await run_publisher(server.ingest_port, sc.rate, names, universe, args.duration_s, env)
         expected = sum(published(pub, s) * n for s, n in subscribers.items())
         row["drain_s"] = await drain(procs, expected, args.drain_s, args.drain_max_s)
         cpu1, wall1 = server.cpu_s(), time.perf_counter()
+        threads1 = server.thread_cpu_s()
         machine_pct = psutil.cpu_percent()
         rss_busy = server.rss_bytes()
         m1 = await asyncio.to_thread(server.scrape)
@@ -225,6 +235,8 @@ async def run_one(spec_name: str, sc: Scenario, args: argparse.Namespace, log_di
         asked = sc.rate / len(names) * pub["duration_s"] * sum(subscribers.values())
         row["asked_deliveries"] = asked
         row["delivered_of_asked_pct"] = 100.0 * row["delivered_ticks"] / asked if asked else None
+        row["server_threads_cpu_s"] = {k: round(v - threads0.get(k, 0.0), 3) for k, v in threads1.items()
+                                       if v - threads0.get(k, 0.0) >= 0.01}  # fmt: skip
         row["server_rss_bytes"] = rss_busy
         row["machine_cpu_pct"] = machine_pct
         row["machine_saturated"] = machine_pct >= 90.0
@@ -384,6 +396,8 @@ def summarise(results: list[dict], pub: dict, subscribers: dict[str, int], serve
         "dups": sum(r["dups"] for r in results),
         "malformed": sum(r["malformed"] for r in results) + sum(r["undecodable"] for r in results),
         "dropped_connections": sum(r["dropped_live"] for r in results),
+        "degraded": sum(r.get("degraded", 0) for r in results),
+        "gap_notices": sum(r.get("gap_notices", 0) for r in results),
         "errors": errors,
         "close_codes": closes,
         "lat_p50_ms": pct["p50"],
@@ -416,6 +430,8 @@ async def main(args: argparse.Namespace) -> int:
         "scenarios": {k: asdict(v) for k, v in SCENARIOS.items()},
         "results": [],
     }
+    if {"rust-ref", "rust-ref-fws"} & set(args.servers.split(",")):
+        build_rust_peer()
     if args.ceiling:
         from ceiling import measure_ceiling
 
@@ -456,7 +472,7 @@ def brief(row: dict) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--servers", default=",".join(SERVERS), help=f"comma-separated, from {','.join(SERVERS)}")
-    p.add_argument("--scenarios", default="S1,S2,S3,S4", help=f"comma-separated, from {','.join(SCENARIOS)}")
+    p.add_argument("--scenarios", default="S1,S2,S3,S3c,S4,S5", help=f"comma-separated, from {','.join(SCENARIOS)}")
     p.add_argument("--scale", type=float, default=1.0, help="multiply every scenario's client count (dev runs)")
     p.add_argument("--duration-s", type=float, default=10.0, help="publishing time per run")
     p.add_argument("--drain-s", type=float, default=2.0,

@@ -23,6 +23,21 @@ import psutil
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PY = sys.executable
+ROOT = os.path.dirname(os.path.dirname(HERE))
+RUST_PEER = os.path.join(HERE, "peers", "rust_broadcast")
+RUST_PEER_TARGET = os.path.join(ROOT, "target", "bench-peers")
+RUST_PEER_BIN = os.path.join(RUST_PEER_TARGET, "release", "rust-broadcast-peer")
+
+
+def build_rust_peer() -> str:
+    """cargo build --release the Rust reference peer (its own crate, its own target dir, so the
+    project's workspace and `make test` never build it); returns the binary's path."""
+    subprocess.run(
+        ["cargo", "build", "--release", "--quiet", "--manifest-path", os.path.join(RUST_PEER, "Cargo.toml"),
+         "--target-dir", RUST_PEER_TARGET],
+        check=True,
+    )  # fmt: skip
+    return RUST_PEER_BIN
 
 
 def free_port() -> int:
@@ -58,6 +73,9 @@ class ServerSpec:
         if self.name == "picows":
             return [PY, os.path.join(HERE, "peers", "picows_broadcast.py"), "--port", str(port),
                     "--ingest-port", str(ingest_port)]  # fmt: skip
+        if self.name in ("rust-ref", "rust-ref-fws"):
+            ws = "fastwebsockets" if self.name == "rust-ref-fws" else "tungstenite"
+            return [RUST_PEER_BIN, "--port", str(port), "--ingest-port", str(ingest_port), "--ws", ws]
         raise ValueError(self.name)
 
 
@@ -81,6 +99,20 @@ SERVERS: dict[str, ServerSpec] = {
             "picows",
             "picows broadcast",
             "JWT auth; tick frames only (no batching): one encode per tick, writes coalesced per ingest request, unbounded send buffers",
+            separate_ingest_port=True,
+        ),
+        ServerSpec(
+            "rust-ref",
+            "Rust reference (tokio-tungstenite)",
+            "peers/rust_broadcast: one tokio thread, 4 KiB read buffer, each tick encoded once and shared; "
+            "every waiting frame fed then one flush per connection; JWT auth; tick frames only; unbounded queues",
+            separate_ingest_port=True,
+        ),
+        ServerSpec(
+            "rust-ref-fws",
+            "Rust reference (fastwebsockets)",
+            "the same server on fastwebsockets (--ws fastwebsockets): 8 KiB read buffer (fixed by the crate), "
+            "frames written into a 4 KiB BufWriter, one flush per burst",
             separate_ingest_port=True,
         ),
     )
@@ -149,6 +181,29 @@ class RunningServer:
                 c = p.cpu_times()
                 total += c.user + c.system
         return total
+
+    def thread_cpu_s(self) -> dict[str, float]:
+        """CPU seconds (user + system) per thread name over the process tree, from
+        /proc/PID/task/TID/{comm,stat}: which thread (Python, Granian's runtime, the fast lane's
+        tokio thread) does the work. Linux only; {} elsewhere."""
+        out: dict[str, float] = {}
+        tick = os.sysconf("SC_CLK_TCK")
+        for p in self._tree():
+            try:
+                tids = os.listdir(f"/proc/{p.pid}/task")
+            except OSError:
+                continue
+            for tid in tids:
+                try:
+                    with open(f"/proc/{p.pid}/task/{tid}/comm") as f:
+                        name = f.read().strip()
+                    with open(f"/proc/{p.pid}/task/{tid}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                    cpu = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+                except (OSError, ValueError, IndexError):
+                    continue
+                out[name] = out.get(name, 0.0) + cpu
+        return out
 
     def rss_bytes(self) -> int:
         total = 0

@@ -69,7 +69,20 @@ class Other(msgspec.Struct, tag_field="type", tag="pong"):
     pass
 
 
-Incoming = MarketData | MarketDataBatch | AuthSuccess | Subscribed | Error | Other
+class Degraded(msgspec.Struct, tag_field="type", tag="degraded"):
+    """A slow socket switched to conflation (docs/protocol.md, "Degraded before cut off")."""
+
+    symbols: list[str] = []
+
+
+class Gap(msgspec.Struct, tag_field="type", tag="gap"):
+    symbol: str = ""
+    from_seq: int = 0
+    to_seq: int = 0
+    reason: str = ""
+
+
+Incoming = MarketData | MarketDataBatch | AuthSuccess | Subscribed | Error | Degraded | Gap | Other
 decoder = msgspec.json.Decoder(Incoming)
 
 

@@ -87,17 +87,31 @@ sorted ascending and hold no duplicates.
 Outbound queues
 ---------------
 Each connection has a FIFO of frames bounded by ``max_queue_frames`` and ``max_queue_bytes``
-(``len`` of the str; frames are ASCII). A frame that does not fit is dropped and the connection
-becomes *overflowed*: from then on every frame for it is dropped (each drop counted in
-``stats()["dropped"]``, the first one included); ``take_overflowed`` reports it once.
-``take_ready`` and ``take_overflowed`` never report a connection that has been disconnected. The server then closes that
-socket with ``slow_consumer`` (1013). Frames already queued stay drainable.
+(``len`` of the str; frames are ASCII). Every dropped frame is counted in ``stats()["dropped"]``.
+
+* A control frame (``push``, and the core's own ``degraded`` and ``gap`` frames) that does not
+  fit is dropped and the connection becomes *overflowed*: from then on every frame for it is
+  dropped; the next ``take_overflowed`` reports it.
+* Market data (``market_data``, ``market_data_batch``, conflated ticks) that does not fit puts
+  the connection *over*: that frame and every market-data frame for it while it is over are
+  dropped, and per symbol the first and last seq of the dropped frames are noted (a batch frame
+  counts as its whole range). Control frames are still queued while they fit. The over state
+  is timed from the ``now_ms`` of the first ``take_overflowed`` call that sees it: a call whose
+  ``now_ms`` is ``slow_consumer_grace_ms`` or more after that makes the connection overflowed
+  and reports it. After every ``drain``, an over (not overflowed) connection whose queue holds at
+  most ``max_queue_frames // 2`` frames and ``max_queue_bytes // 2`` bytes leaves the over state:
+  for each noted symbol, in universe order, a frame
+  ``{"type":"gap","symbol":S,"from_seq":first,"to_seq":last,"reason":"evicted"}`` is queued
+  (before the degraded recovery below, when both happen at the same drain).
+* ``take_ready`` and ``take_overflowed`` never report a connection that has been disconnected.
+  The server closes a reported socket with ``slow_consumer`` (1013). Frames already queued stay
+  drainable; an overflowed connection never leaves that state.
 
 Slow consumers (with ``high_water_frames`` set)
 -----------------------------------------------
 A connection whose queue reaches ``high_water_frames`` frames when a frame is queued to it is
 *noted*. At the end of each ``ingest``, ``flush``, ``push`` and ``subscribe`` call, every noted
-connection (ascending id) becomes *degraded*: each of its ``tick`` and ``auto`` subscriptions,
+connection (ascending id) becomes *degraded* (unless it is over or overflowed: then it is just no longer noted): each of its ``tick`` and ``auto`` subscriptions,
 in universe order, is replaced by a ``conflate`` one with interval ``degrade_interval_ms``
 (leaving the old one as a re-subscription does: an auto member's pending batch range is queued
 first; the conflate member holds the symbol's current seq), and if there was any, one frame
@@ -107,7 +121,7 @@ After every ``drain`` (even of 0 frames), a degraded connection whose queue hold
 ``low_water_frames`` frames *recovers*: each conflated subscription, in universe order, goes
 back to its mode and interval (leaving the conflate group, joining as a new subscription), and
 if the symbol's seq is at least the first seq after the one it held when degraded, a frame
-``{"type":"gap","symbol":S,"from_seq":that first seq,"to_seq":the symbol's seq,"reason":"degraded"}``
+``{"type":"gap","symbol":S,"from_seq":that first seq,"to_seq":the symbol's seq,"reason":"evicted"}``
 is queued (ticks of that range may have arrived conflated). Subscribing again to, or
 unsubscribing from, a degraded symbol ends its degraded state (nothing restored, no gap).
 The overflow rule above is unchanged: the hard limits still apply.
@@ -161,6 +175,7 @@ class Core:
         high_water_frames: int | None = None,
         low_water_frames: int = 0,
         degrade_interval_ms: int = 1000,
+        slow_consumer_grace_ms: int = 0,
     ) -> None:
         """``symbols``: ``(name, price_decimals, size_decimals)`` in universe order.
 
@@ -179,12 +194,14 @@ class Core:
         ``"max_ts_skew_ms must be >= 0"``, ``"resume_window_ms must be >= 1"``,
         ``"resume_max_ticks must be >= 1"``, ``"high_water_frames must be >= 1"``,
         ``"low_water_frames must be >= 0 and below high_water_frames"``,
-        ``"degrade_interval_ms must be between 10 and 60000"``.
+        ``"degrade_interval_ms must be between 10 and 60000"``,
+        ``"slow_consumer_grace_ms must be >= 0"``.
         Checked in this order: each symbol in turn (name, duplicate, decimals; the empty check
         when there are none), ``candle_capacity`` in its iteration order (each name, then its
         capacity), ``high_freq_per_s``, the two queue limits, ``max_symbols_per_connection``,
         ``max_ts_skew_ms``, ``resume_window_ms``, ``resume_max_ticks``, ``high_water_frames``,
-        ``low_water_frames``, ``degrade_interval_ms``. The water marks: see "Slow consumers".
+        ``low_water_frames``, ``degrade_interval_ms``, ``slow_consumer_grace_ms``. The water
+        marks: see "Slow consumers"; the grace: see "Outbound queues".
 
         ``resume_window_ms`` and ``resume_max_ticks`` bound each symbol's resume ring (see
         ``resume``).
@@ -353,8 +370,10 @@ class Core:
     def take_ready(self) -> list[int]:
         """Connections whose queue went from empty to non-empty since the last call (sorted)."""
 
-    def take_overflowed(self) -> list[int]:
-        """Connections that overflowed since the last call (sorted, each reported once)."""
+    def take_overflowed(self, now_ms: int = 0) -> list[int]:
+        """Connections to close as slow consumers (sorted, each reported once): overflowed since
+        the last call, or over for ``slow_consumer_grace_ms`` at ``now_ms`` (see "Outbound
+        queues")."""
 
     def flush(self, now_ms: int) -> None:
         """Close every batch and conflate window whose deadline <= now_ms (see module doc)."""

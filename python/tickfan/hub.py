@@ -14,7 +14,7 @@ reach the core only through the hub's methods. It holds:
 * :meth:`deliver`: per-user events from the broker, handed to the channels that :meth:`listen`;
 * :meth:`dispatch`, called after every core call that can queue frames: it wakes the writers of
   connections whose queue went non-empty (``core.take_ready()``) and closes the ones that
-  overflowed (``core.take_overflowed()`` -> ``slow_consumer``, 1013). It never awaits a socket,
+  stayed over the queue limit for the grace (``core.take_overflowed(now)`` -> ``slow_consumer``, 1013). It never awaits a socket,
   so a slow or dead socket cannot stall the fan-out;
 * one flush timer task, sleeping until ``core.next_deadline_ms()`` and woken early when an
   ingest opens an earlier window;
@@ -120,6 +120,7 @@ class Hub:
             high_water_frames=config.high_water(),
             low_water_frames=config.low_water_frames if config.high_water() is not None else 0,
             degrade_interval_ms=config.degrade_interval_ms,
+            slow_consumer_grace_ms=config.slow_consumer_grace_ms,
         )
 
     def _use_core(self, core: Core) -> None:
@@ -207,12 +208,12 @@ class Hub:
             session = sessions.get(conn_id)
             if session is not None:
                 session.wake(ingest_t)
-        overflowed = self.core.take_overflowed()
+        overflowed = self.core.take_overflowed(now_ms())
         if overflowed:
             for conn_id in overflowed:
                 session = sessions.get(conn_id)
                 if session is not None and not session.closing:
-                    self._slow_consumer(session, "its queue overflowed")
+                    self._slow_consumer(session, "a reply did not fit its queue, or it stayed over the limit for the grace")
 
     def _slow_consumer(self, session: Peer, why: str) -> None:
         self.metrics.slow_consumers_disconnected += 1
@@ -221,12 +222,16 @@ class Hub:
 
     async def _watch_loop(self) -> None:
         """The send deadline: a socket whose writer completed no frame for ``send_timeout_s``
-        while it had frames to send is a slow consumer, however short its queue."""
+        while it had frames to send is a slow consumer, however short its queue. Also closes
+        the sockets whose queue stayed over the limit for the grace (``dispatch``) when no core
+        call came since."""
         timeout = self.config.send_timeout_s
-        period = min(1.0, timeout / 4)
+        grace_s = self.config.slow_consumer_grace_ms / 1000.0
+        period = min(1.0, timeout / 4, grace_s / 4 if grace_s > 0 else 1.0)
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(period)
+            self.dispatch()
             now = loop.time()
             for session in list(self.sessions.values()):
                 if session.check_stall(now, timeout):

@@ -229,6 +229,22 @@ def test_a_node_with_another_universe_is_refused(fresh_redis: RedisServer, tmp_p
     run(scenario())
 
 
+@pytest.mark.parametrize("setting", [{"resume_window_ms": 30_000}, {"resume_max_ticks": 10}])
+def test_a_node_with_another_resume_ring_is_refused(fresh_redis: RedisServer, setting: dict[str, int]) -> None:
+    """The resume ring is a function of the log and its two bounds: every node must hold the
+    same one, or a resume would be answered differently by another node."""
+    async def scenario() -> None:
+        (a, _), (b, _) = await node_pair(fresh_redis.url)
+        c = RedisBroker(Config(broker=fresh_redis.url, **setting))
+        with pytest.raises(ConfigError, match="resume ring"):
+            await c.start(RecordingNode(Config()))
+        await c.stop()
+        for broker in (a, b):
+            await broker.stop()
+
+    run(scenario())
+
+
 def test_a_node_joining_after_the_log_was_trimmed_is_unready_until_a_new_epoch(fresh_redis: RedisServer) -> None:
     async def scenario() -> None:
         import redis.asyncio as aioredis

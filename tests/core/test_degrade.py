@@ -37,7 +37,7 @@ def test_high_water_degrades_once_and_conflates_tick_and_auto_subscriptions(impl
     ]
     # that drain emptied the queue (below the low-water mark): recovered, with the gap
     assert parsed(drain_all(core, slow)) == [
-        {"type": "gap", "symbol": "BTC/USD", "from_seq": 4, "to_seq": 25, "reason": "degraded"}
+        {"type": "gap", "symbol": "BTC/USD", "from_seq": 4, "to_seq": 25, "reason": "evicted"}
     ]
     assert core.subscriptions(slow)[:2] == [("BTC/USD", "tick", 0), ("ETH/USD", "auto", 50)]
     assert out[3] == {"type": "degraded", "symbols": ["BTC/USD", "ETH/USD"]}
@@ -59,7 +59,7 @@ def test_recovery_below_low_water_restores_modes_with_a_gap(impl):
     # drained to the low-water mark: back to tick mode, a gap for what conflation skipped
     assert core.subscriptions(slow) == [("BTC/USD", "tick", 0)]
     assert parsed(drain_all(core, slow)) == [
-        {"type": "gap", "symbol": "BTC/USD", "from_seq": 4, "to_seq": 13, "reason": "degraded"}
+        {"type": "gap", "symbol": "BTC/USD", "from_seq": 4, "to_seq": 13, "reason": "evicted"}
     ]
     core.ingest(ticks(2, 13), 200)
     assert [f["seq"] for f in parsed(drain_all(core, slow))] == [14, 15]

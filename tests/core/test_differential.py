@@ -52,6 +52,8 @@ configs = st.fixed_dictionaries(
         "high_water_frames": st.sampled_from([None, 2, 3, 6]),
         "low_water_frames": st.sampled_from([0, 0, 1, 4]),
         "degrade_interval_ms": st.sampled_from([10, 1000]),
+        # the Driver's clock moves 0..1500 ms per step: graces that expire and that do not
+        "slow_consumer_grace_ms": st.sampled_from([0, 0, 100, 2000]),
     },
 ).map(
     lambda c: {k: v for k, v in c.items() if k != "low_water_frames"}
@@ -210,6 +212,8 @@ class Driver:
             if isinstance(level, int):
                 level = level / 10.0 ** self.decimals(sym)[0]
             return ("add_alert", (alert_id, self.name(sym), direction, level))
+        if kind == "take_overflowed":
+            return ("take_overflowed", (self.now_ms,))
         if kind == "next_deadline":
             return ("next_deadline_ms", ())
         if kind == "is_hf":
@@ -272,8 +276,10 @@ def test_rust_and_python_agree(cores, universe, config, prologue, operations):
         event("frames were dropped")
     for cid in range(1, 8):
         assert outcome(r, "drain", (cid, 10**6)) == outcome(p, "drain", (cid, 10**6)), cid
-    for method in ("stats", "take_ready", "take_overflowed", "take_fired", "next_deadline_ms"):
+    for method in ("stats", "take_ready", "take_fired", "next_deadline_ms"):
         assert outcome(r, method, ()) == outcome(p, method, ()), method
+    over = (driver.now_ms + 10**6,)
+    assert outcome(r, "take_overflowed", over) == outcome(p, "take_overflowed", over)
 
 
 @given(
@@ -298,6 +304,7 @@ def test_rust_and_python_agree(cores, universe, config, prologue, operations):
             "high_water_frames": st.sampled_from([None, -1, 0, 1, 2]),
             "low_water_frames": st.integers(-1, 2),
             "degrade_interval_ms": st.sampled_from([9, 10, 60_000, 60_001]),
+            "slow_consumer_grace_ms": st.sampled_from([-1, 0, 1, 5000]),
             "candle_capacity": st.dictionaries(
                 st.sampled_from(["1s", "1m", "2m"]), st.integers(-1, 2), max_size=1
             ),
@@ -366,7 +373,7 @@ def test_degrade_and_recover_decisions_agree(cores, universe, config, prologue, 
         got_python = outcome(p, method, args)
         if '"type":"degraded"' in got_python:
             event("degraded")
-        if '"reason":"degraded"' in got_python:
+        if '"type":"gap"' in got_python:
             event("recovered with a gap")
         if method == "subscriptions" and "'conflate'" in got_python:
             event("subscriptions while degraded")
@@ -374,5 +381,64 @@ def test_degrade_and_recover_decisions_agree(cores, universe, config, prologue, 
     for cid in range(1, 4):
         assert outcome(r, "drain", (cid, 10**6)) == outcome(p, "drain", (cid, 10**6)), cid
         assert outcome(r, "subscriptions", (cid,)) == outcome(p, "subscriptions", (cid,)), cid
-    for method in ("stats", "take_ready", "take_overflowed", "next_deadline_ms"):
+    for method in ("stats", "take_ready", "next_deadline_ms"):
         assert outcome(r, method, ()) == outcome(p, method, ()), method
+    over = (driver.now_ms + 10**6,)
+    assert outcome(r, "take_overflowed", over) == outcome(p, "take_overflowed", over)
+
+
+over_limit_configs = st.tuples(
+    st.sampled_from([3, 4, 8]), st.sampled_from([400, 1000, 8 * 1024 * 1024]),
+    st.sampled_from([0, 50, 400, 5000]), st.sampled_from([None, 2, 3]), st.sampled_from([1.0, 20.0]),
+).map(lambda t: {
+    "max_queue_frames": t[0], "max_queue_bytes": t[1], "slow_consumer_grace_ms": t[2],
+    "high_freq_per_s": t[4],
+    **({} if t[3] is None or t[3] >= t[0] else {"high_water_frames": t[3], "low_water_frames": 1}),
+})
+OVER_LIMIT_OPS = [
+    valid_subscribe, good_ingest, good_ingest, good_ingest,
+    st.tuples(st.just("flush"), st.integers(0, 300)),
+    st.tuples(st.just("drain"), st.integers(1, 3), st.sampled_from([1, 1, 2, 1024])),
+    st.just(("take_overflowed",)),
+    st.just(("take_overflowed",)),
+    st.tuples(st.just("push"), st.integers(1, 3), st.sampled_from(["{}", "x" * 100])),
+    st.tuples(st.just("unsubscribe"), st.integers(1, 3), st.lists(symbol_index, max_size=2)),
+    st.tuples(st.sampled_from(["queued", "subscriptions"]), st.integers(1, 3)),
+    st.tuples(
+        st.just("resume"), st.integers(1, 3), st.sampled_from([0, 1, 2]), st.integers(0, 30), st.just(True)
+    ),
+]
+
+
+@given(
+    universe=universes,
+    config=over_limit_configs,
+    prologue=st.lists(valid_subscribe, min_size=1, max_size=4),
+    operations=st.lists(st.sampled_from(OVER_LIMIT_OPS).flatmap(lambda s: s), min_size=20, max_size=80),
+)
+def test_over_limit_and_close_decisions_agree(cores, universe, config, prologue, operations):
+    """Over the hard limit: both cores drop the same market data, recover the same connections
+    with the same ``gap`` frames, and report the same ones to close at the same clock."""
+    rust_mod, python_mod = cores
+    r = rust_mod.Core(universe, **config)
+    p = python_mod.Core(universe, **config)
+    driver = Driver(universe)
+    for _ in range(3):
+        assert r.connect() == p.connect()
+    for step, op in enumerate(prologue + operations):
+        method, args = driver.concrete(op)
+        note(f"{step}: {method}{args!r}")
+        got_rust = outcome(r, method, args)
+        got_python = outcome(p, method, args)
+        if method == "drain" and '"type":"gap"' in got_python:
+            event("recovered with a gap")
+        if method == "take_overflowed" and got_python != repr(("ok", [])):
+            event("closed: " + ("at once" if config["slow_consumer_grace_ms"] == 0 else "after the grace"))
+        assert got_rust == got_python, f"step {step}: {method}{args!r}"
+    if p.stats()["dropped"]:
+        event("frames were dropped")
+    for cid in range(1, 4):
+        assert outcome(r, "drain", (cid, 10**6)) == outcome(p, "drain", (cid, 10**6)), cid
+    over = (driver.now_ms + 10**6,)
+    assert outcome(r, "take_overflowed", over) == outcome(p, "take_overflowed", over)
+    assert outcome(r, "stats", ()) == outcome(p, "stats", ())

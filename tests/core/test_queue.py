@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .helpers import make, md
+from .helpers import drain_all, make, md, parsed
 
 
 def test_push_drain_and_queued(impl):
@@ -146,3 +146,55 @@ def test_stats_counters_and_gauges(impl):
         "subscriptions": 3,
         "alerts": 1,
     }
+
+
+def _over_the_limit(impl, grace_ms):
+    """A tick-mode connection whose queue (4 frames) overflows at now_ms 1000: BTC/USD 1..3 and
+    ETH/USD 1 are queued, ETH/USD 2 and BTC/USD 4..5 dropped."""
+    core = make(impl, max_queue_frames=4, slow_consumer_grace_ms=grace_ms)
+    slow = core.connect()
+    core.subscribe(slow, ["BTC/USD", "ETH/USD"], "tick")
+    core.ingest([("BTC/USD", 1.0, 1.0, t) for t in range(3)], 1000)
+    core.ingest([("ETH/USD", 1.0, 1.0, 3), ("ETH/USD", 1.0, 1.0, 4)] + [("BTC/USD", 1.0, 1.0, t) for t in (5, 6)], 1000)
+    return core, slow
+
+
+def test_over_the_limit_within_the_grace_recovers_with_exact_gaps(impl):
+    core, slow = _over_the_limit(impl, 500)
+    assert core.take_overflowed(1000) == []  # the grace is timed from here
+    assert core.take_overflowed(1499) == []
+    assert core.stats()["dropped"] == 3
+    assert core.push(slow, "x") is False  # a control frame that does not fit closes at once
+    assert core.take_overflowed(1499) == [slow]
+
+
+def test_over_the_limit_recovers_when_half_drained(impl):
+    core, slow = _over_the_limit(impl, 500)
+    assert core.take_overflowed(1000) == []
+    assert len(core.drain(slow, 2)) == 2  # at most half full: recovered
+    assert parsed(drain_all(core, slow))[2:] == [
+        {"type": "gap", "symbol": "BTC/USD", "from_seq": 4, "to_seq": 5, "reason": "evicted"},
+        {"type": "gap", "symbol": "ETH/USD", "from_seq": 2, "to_seq": 2, "reason": "evicted"},
+    ]
+    core.ingest([("BTC/USD", 1.0, 1.0, 7)], 1100)
+    assert [f["seq"] for f in parsed(drain_all(core, slow))] == [6]
+    assert core.take_overflowed(10_000) == []
+
+
+def test_over_the_limit_past_the_grace_is_closed(impl):
+    core, slow = _over_the_limit(impl, 500)
+    assert core.take_overflowed(1000) == []
+    assert core.take_overflowed(1500) == [slow]
+    assert core.take_overflowed(1500) == []
+    assert len(drain_all(core, slow)) == 4  # what was queued stays drainable; no recovery now
+    core.ingest([("BTC/USD", 1.0, 1.0, 7)], 1600)
+    assert drain_all(core, slow) == []
+
+
+def test_slow_consumer_grace_is_validated(impl):
+    import pytest
+
+    from tickfan.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match="slow_consumer_grace_ms must be >= 0"):
+        make(impl, slow_consumer_grace_ms=-1)

@@ -444,3 +444,30 @@ def test_page_is_plain_files_with_a_strict_csp(dash_server: Server) -> None:
     assert js.headers["content-type"].startswith("text/javascript") and js.headers["access-control-allow-origin"] == "*"
     lines = sum(len((static / name).read_text().splitlines()) for name in ("tickfan.js", "dashboard.js"))
     assert lines <= 600, lines
+
+
+def test_any_gap_reason_is_a_gap_with_a_candle_backfill_in_the_browser(dash_server: Server, request: pytest.FixtureRequest) -> None:
+    """``tickfan.js`` treats every ``gap`` alike, whatever its ``reason`` (the contract's two, or
+    one it does not know): a ``gap`` event, then a ``backfill_request`` from the symbol's last tick."""
+    reasons = ["evicted", "epoch", "degraded", "a-reason-added-later"]
+
+    async def scenario() -> list[Any]:
+        async with open_dashboard(dash_server, request.node.name, url=dash_server.http + "/") as d:
+            return await d.js("""async (reasons) => {
+                const { MarketData } = await import('/static/tickfan.js');
+                return reasons.map((reason) => {
+                    const md = new MarketData({ followNetwork: false }), sent = [], gaps = [];
+                    md.ch.send = (m) => { sent.push(m); return true; };
+                    md.addEventListener("gap", (e) => gaps.push(e.detail));
+                    md.subscribe(["X"]);
+                    md.onMessage({ type: "market_data", symbol: "X", seq: 4, ts: 500, price: 1.5, size: 1.0 });
+                    md.onMessage({ type: "gap", symbol: "X", from_seq: 5, to_seq: 9, reason });
+                    md.onMessage({ type: "market_data", symbol: "X", seq: 10, ts: 600, price: 1.5, size: 1.0 });
+                    return [gaps, sent.filter((m) => m.type === "backfill_request")];
+                });
+            }""", reasons)  # type: ignore[no-any-return]
+
+    got = run(scenario())
+    for reason, (gaps, backfills) in zip(reasons, got):
+        assert gaps == [{"symbol": "X", "from": 5, "to": 9, "reason": reason}], reason
+        assert backfills == [{"type": "backfill_request", "symbols": ["X"], "since": 500, "interval": "1s"}], reason

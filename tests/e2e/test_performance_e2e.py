@@ -158,7 +158,8 @@ def test_set_interval_and_ping(plain_server: Server) -> None:
 
 @pytest.mark.single_process  # the figures are the process's own; with 2 workers the sockets may be on the other
 def test_drops_and_slow_consumer_disconnects_are_counted(fresh_server: Callable[..., Server]) -> None:
-    server = fresh_server(env={"TICKFAN_MAX_QUEUE_FRAMES": "20"})
+    # Grace 0: the first tick that does not fit closes at once (the rule without a grace).
+    server = fresh_server(env={"TICKFAN_MAX_QUEUE_FRAMES": "20", "TICKFAN_SLOW_CONSUMER_GRACE_MS": "0"})
 
     async def scenario() -> None:
         perf = await server.authed("ops", "/ws/performance-metrics")

@@ -379,6 +379,8 @@ async def wait_metric(server: Server, name: str, pred: Callable[[float], bool], 
 
 
 TEST_SYMBOLS = ["TEST/SLOW1", "TEST/SLOW2", "TEST/SLOW3", "TEST/SLOW4"]
+OVER_SYMBOL = "TEST/OVER"
+"""A test-only symbol for bursts past the queue limit (tests/e2e/test_slow_consumer_e2e.py)."""
 
 
 def write_universe(path: Path) -> Path:
@@ -386,6 +388,6 @@ def write_universe(path: Path) -> Path:
     from tickfan.config import DEFAULT_UNIVERSE
 
     items = [{"symbol": s.symbol, "price_decimals": s.price_decimals, "size_decimals": s.size_decimals} for s in DEFAULT_UNIVERSE]
-    items += [{"symbol": name, "price_decimals": 2, "size_decimals": 4} for name in TEST_SYMBOLS]
+    items += [{"symbol": name, "price_decimals": 2, "size_decimals": 4} for name in [*TEST_SYMBOLS, OVER_SYMBOL]]
     path.write_text(json.dumps(items))
     return path

@@ -247,3 +247,15 @@ def test_unknown_type_is_an_event_and_a_broken_batch_raises():
         decode_frame('{"type":"market_data","symbol":"X","seq":"1"}')
     with pytest.raises(ProtocolError):
         decode_frame("not json")
+
+
+@pytest.mark.parametrize("reason", ["evicted", "epoch", "degraded", "a-reason-added-later"])
+def test_any_server_gap_reason_is_passed_on_and_backfilled(reason):
+    """The server sends only the contract's reasons (docs/protocol.md, "gap reasons"); any other
+    is still a gap the client fills with candles."""
+    state = opened(symbols=("X",), mode="tick")
+    feed(state, [tick_frame(4, ts=500, symbol="X")])
+    (gap,) = feed(state, [json.dumps({"type": "gap", "symbol": "X", "from_seq": 5, "to_seq": 9, "reason": reason})])
+    assert (gap.symbol, gap.from_seq, gap.to_seq, gap.reason) == ("X", 5, 9, reason)
+    assert state.take_outbox() == [{"type": "backfill_request", "symbols": ["X"], "since": 500, "interval": "1s"}]
+    assert [e.seq for e in feed(state, [tick_frame(10, symbol="X")])] == [10]  # no client-side gap on top

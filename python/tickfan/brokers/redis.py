@@ -155,17 +155,21 @@ def check_url(url: str, config: Config | None = None, timeout: float = 2.0) -> N
 
 
 _MISMATCH = (
-    "this node's symbol universe / candle retention / --high-freq-per-s differ from the cluster's "
+    "this node's symbol universe / candle retention / --high-freq-per-s / resume ring "
+    "(--resume-window-ms, --resume-max-ticks) differ from the cluster's "
     "(config hash {mine} != {theirs} in Redis): every node must be started with the same ones"
 )
 
 
 def config_hash(config: Config) -> str:
-    """What every node must share to give the same answers: universe, candles, auto threshold."""
+    """What every node must share to give the same answers: universe, candles, auto threshold,
+    and the resume ring's bounds (so a client resumes alike on every node)."""
     shared = {
         "universe": [(s.symbol, s.price_decimals, s.size_decimals) for s in config.universe()],
         "candle_retention": sorted(config.candle_retention),
         "high_freq_per_s": config.high_freq_per_s,
+        "resume_window_ms": config.resume_window_ms,
+        "resume_max_ticks": config.resume_max_ticks,
     }
     return hashlib.sha256(json.dumps(shared, sort_keys=True).encode()).hexdigest()[:16]
 

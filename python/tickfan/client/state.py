@@ -61,7 +61,7 @@ class MarketState:
     * Resume: a reopen subscribes with ``resume`` (the last seq of each wanted symbol that has
       one) and the ``epoch`` it was seen under, so the server sends exactly the missed ticks;
       only the symbols without a last seq get the reopen ``backfill_request``. A server ``gap``
-      (resume impossible: ``evicted``/``epoch``, or ``degraded``) is passed on as ``Gap`` and
+      (``evicted``/``epoch``, or any other reason: all are gaps) is passed on as ``Gap`` and
       queues a candle ``backfill_request`` for that symbol from its last ts seen
       (``take_outbox``, sent by the driver right after). Not while degraded or restoring: the
       overflow gaps and the reopen backfill cover those.

@@ -37,6 +37,9 @@ pub struct Config {
     pub low_water_frames: i64,
     /// Conflation interval of degraded subscriptions.
     pub degrade_interval_ms: i64,
+    /// How long a connection may stay over the hard queue limit (market data dropped) before
+    /// `take_overflowed` reports it.
+    pub slow_consumer_grace_ms: i64,
 }
 
 impl Default for Config {
@@ -53,6 +56,7 @@ impl Default for Config {
             high_water_frames: None,
             low_water_frames: 0,
             degrade_interval_ms: 1000,
+            slow_consumer_grace_ms: 0,
         }
     }
 }
@@ -137,7 +141,8 @@ pub struct Core<F: Frame> {
 impl<F: Frame> Core<F> {
     /// Validate the universe and options and build an empty core. Checked in the spec's order:
     /// symbols, candle capacities, `high_freq_per_s`, queue limits, symbols per connection,
-    /// `max_ts_skew_ms`, `resume_window_ms`, `resume_max_ticks`.
+    /// `max_ts_skew_ms`, `resume_window_ms`, `resume_max_ticks`, the water marks,
+    /// `degrade_interval_ms`, `slow_consumer_grace_ms`.
     pub fn new(symbols: Vec<SymbolSpec>, cfg: Config) -> Result<Self> {
         let universe = Universe::new(symbols)?;
         let mut capacity = DEFAULT_CAPACITY;
@@ -189,6 +194,9 @@ impl<F: Frame> Core<F> {
                 crate::MAX_INTERVAL_MS
             )));
         }
+        if cfg.slow_consumer_grace_ms < 0 {
+            return Err(Error::invalid("slow_consumer_grace_ms must be >= 0"));
+        }
         let syms: Vec<SymbolState<F>> = universe
             .specs
             .iter()
@@ -225,6 +233,7 @@ impl<F: Frame> Core<F> {
                 to_usize(cfg.max_queue_frames),
                 to_usize(cfg.max_queue_bytes),
                 cfg.high_water_frames.map_or(usize::MAX, to_usize),
+                cfg.slow_consumer_grace_ms,
             ),
             windows: BTreeSet::new(),
             alerts: AlertBook::default(),

@@ -103,6 +103,14 @@ impl SymbolFanout {
     }
 }
 
+/// A `gap` for ticks `first ..= last` this connection skipped while it read too slowly
+/// (degraded, or over the hard limit): the contract's reason `evicted`.
+fn gap_frame(name: &str, first: u64, last: u64) -> String {
+    format!(
+        "{{\"type\":\"gap\",\"symbol\":\"{name}\",\"from_seq\":{first},\"to_seq\":{last},\"reason\":\"evicted\"}}"
+    )
+}
+
 fn insert_sorted(v: &mut Vec<u64>, id: u64) {
     if let Err(i) = v.binary_search(&id) {
         v.insert(i, id);
@@ -296,6 +304,12 @@ impl<F: Frame> Core<F> {
     /// After a drain (of `drain_frames`): a degraded connection whose queue is down to the
     /// low-water mark recovers.
     pub fn after_drain(&mut self, conn: i64) {
+        if let Some(skipped) = self.out.leaves_over(conn) {
+            for (sym, (first, last)) in skipped {
+                let text = gap_frame(&self.syms[sym].name, first, last);
+                self.out.push(conn as u64, &F::from_ascii(&text));
+            }
+        }
         let Some(c) = self.out.get_mut(conn) else {
             return;
         };
@@ -316,10 +330,7 @@ impl<F: Frame> Core<F> {
             let latest = self.syms[sym].seq;
             self.attach(id, sym, orig, latest);
             if skipped <= latest {
-                let text = format!(
-                    "{{\"type\":\"gap\",\"symbol\":\"{}\",\"from_seq\":{skipped},\"to_seq\":{latest},\"reason\":\"degraded\"}}",
-                    self.syms[sym].name
-                );
+                let text = gap_frame(&self.syms[sym].name, skipped, latest);
                 self.out.push(id, &F::from_ascii(&text));
             }
         }
@@ -339,6 +350,11 @@ impl<F: Frame> Core<F> {
                 continue;
             };
             c.noted = false;
+            if c.over || c.overflowed {
+                // Its market data is being dropped already; noted again by the next frame
+                // queued at the mark once it has drained.
+                continue;
+            }
             c.degraded = true;
             let subs: Vec<(usize, Sub)> = c
                 .subs
@@ -403,8 +419,9 @@ impl<F: Frame> Core<F> {
         self.out.take_ready()
     }
 
-    pub fn take_overflowed(&mut self) -> Vec<u64> {
-        self.out.take_overflowed()
+    /// Connections to close as slow consumers (see `Outbound::take_overflowed`).
+    pub fn take_overflowed(&mut self, now_ms: i64) -> Vec<u64> {
+        self.out.take_overflowed(now_ms)
     }
 
     /// The earliest deadline of an open window.
@@ -451,7 +468,7 @@ impl<F: Frame> Core<F> {
             }
             let frame = batch_cache.get(buf, sym, &s.name, s.pd, s.sd, &s.history, m.pos, latest);
             if let Some(f) = frame {
-                out.push(m.conn, &f);
+                out.push_data(m.conn, &f, sym, m.pos, latest);
             }
             m.pos = latest + 1;
         }
@@ -483,7 +500,7 @@ impl<F: Frame> Core<F> {
         if let Some(f) = latest_frame(&mut s.latest, &s.name, s.pd, s.sd, buf) {
             for m in &mut g.members {
                 if m.pos < seq {
-                    out.push(m.conn, &f);
+                    out.push_data(m.conn, &f, sym, seq, seq);
                     m.pos = seq;
                 }
             }
@@ -508,7 +525,7 @@ impl<F: Frame> Core<F> {
             end,
         );
         if let Some(f) = frame {
-            self.out.push(conn, &f);
+            self.out.push_data(conn, &f, sym, start, end);
         }
     }
 

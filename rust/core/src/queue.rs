@@ -12,7 +12,16 @@ use crate::frame::Frame;
 pub(crate) struct Conn<F> {
     pub frames: VecDeque<F>,
     pub bytes: usize,
+    /// To be closed: a frame without a seq range did not fit, or the grace ran out. Every
+    /// later frame is dropped.
     pub overflowed: bool,
+    /// Over the hard limit: market data is dropped (and its seq ranges noted in `skipped`)
+    /// until a drain leaves the queue at most half full.
+    pub over: bool,
+    /// When `over` began: the `now_ms` of the first `take_overflowed` that saw it.
+    pub over_since: Option<i64>,
+    /// While `over`, by symbol index: the first and last seq of the market data dropped.
+    pub skipped: BTreeMap<usize, (u64, u64)>,
     /// Already listed in `Outbound::ready` since the last `take_ready`.
     pub in_ready: bool,
     /// Subscriptions by symbol index (universe order).
@@ -39,6 +48,10 @@ pub(crate) struct Outbound<F> {
     pub live: usize,
     pub ready: Vec<u64>,
     pub overflowed: Vec<u64>,
+    /// Connections that went `over` and are not reported yet.
+    pub over: Vec<u64>,
+    /// How long a connection may stay `over` before it is reported by `take_overflowed`.
+    grace_ms: i64,
     pub counters: Counters,
     max_frames: usize,
     max_bytes: usize,
@@ -50,9 +63,11 @@ pub(crate) struct Outbound<F> {
 }
 
 impl<F: Frame> Outbound<F> {
-    pub fn new(max_frames: usize, max_bytes: usize, high: usize) -> Self {
+    pub fn new(max_frames: usize, max_bytes: usize, high: usize, grace_ms: i64) -> Self {
         Outbound {
             high,
+            over: Vec::new(),
+            grace_ms,
             to_degrade: Vec::new(),
             conns: Vec::new(),
             live: 0,
@@ -75,6 +90,9 @@ impl<F: Frame> Outbound<F> {
             frames: VecDeque::new(),
             bytes: 0,
             overflowed: false,
+            over: false,
+            over_since: None,
+            skipped: BTreeMap::new(),
             in_ready: false,
             subs: BTreeMap::new(),
             degraded: false,
@@ -111,8 +129,8 @@ impl<F: Frame> Outbound<F> {
         conn
     }
 
-    /// Queue `frame` to connection `id` (a live id taken from a subscriber list). Returns
-    /// whether it was queued; a frame that does not fit overflows the connection for good.
+    /// Queue `frame` (a control frame: no seq range) to connection `id`. Returns whether it was
+    /// queued; a frame that does not fit overflows the connection for good.
     #[inline]
     pub fn push(&mut self, id: u64, frame: &F) -> bool {
         let Some(Some(conn)) = self.conns.get_mut((id as usize).wrapping_sub(1)) else {
@@ -129,19 +147,99 @@ impl<F: Frame> Outbound<F> {
             self.counters.dropped += 1;
             return false;
         }
+        Self::queue(
+            conn,
+            id,
+            frame,
+            len,
+            self.high,
+            &mut self.ready,
+            &mut self.to_degrade,
+            &mut self.counters,
+        );
+        true
+    }
+
+    /// Queue market data of symbol `sym`, seqs `first ..= last`, to connection `id`. A frame
+    /// that does not fit, and every data frame while the connection is `over`, is dropped and
+    /// its range noted for the `gap` of the recovery.
+    #[inline]
+    pub fn push_data(&mut self, id: u64, frame: &F, sym: usize, first: u64, last: u64) -> bool {
+        let Some(Some(conn)) = self.conns.get_mut((id as usize).wrapping_sub(1)) else {
+            return false;
+        };
+        let len = frame.len();
+        if conn.overflowed {
+            self.counters.dropped += 1;
+            return false;
+        }
+        if conn.over || conn.frames.len() >= self.max_frames || conn.bytes + len > self.max_bytes {
+            if !conn.over {
+                conn.over = true;
+                conn.over_since = None;
+                self.over.push(id);
+            }
+            conn.skipped
+                .entry(sym)
+                .and_modify(|r| r.1 = r.1.max(last))
+                .or_insert((first, last));
+            self.counters.dropped += 1;
+            return false;
+        }
+        Self::queue(
+            conn,
+            id,
+            frame,
+            len,
+            self.high,
+            &mut self.ready,
+            &mut self.to_degrade,
+            &mut self.counters,
+        );
+        true
+    }
+
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn queue(
+        conn: &mut Conn<F>,
+        id: u64,
+        frame: &F,
+        len: usize,
+        high: usize,
+        ready: &mut Vec<u64>,
+        to_degrade: &mut Vec<u64>,
+        counters: &mut Counters,
+    ) {
         if conn.frames.is_empty() && !conn.in_ready {
             conn.in_ready = true;
-            self.ready.push(id);
+            ready.push(id);
         }
         conn.frames.push_back(frame.clone());
         conn.bytes += len;
-        self.counters.frames_queued += 1;
-        self.counters.bytes_queued += len as u64;
-        if conn.frames.len() >= self.high && !conn.degraded && !conn.noted {
+        counters.frames_queued += 1;
+        counters.bytes_queued += len as u64;
+        if conn.frames.len() >= high && !conn.degraded && !conn.noted {
             conn.noted = true;
-            self.to_degrade.push(id);
+            to_degrade.push(id);
         }
-        true
+    }
+
+    /// Whether connection `id` is `over` and its queue is now at most half full (frames and
+    /// bytes): it then leaves the over state; the caller reports `skipped`.
+    pub fn leaves_over(&mut self, id: i64) -> Option<BTreeMap<usize, (u64, u64)>> {
+        let (max_frames, max_bytes) = (self.max_frames, self.max_bytes);
+        let conn = self.get_mut(id)?;
+        if !conn.over
+            || conn.overflowed
+            || conn.frames.len() > max_frames / 2
+            || conn.bytes > max_bytes / 2
+        {
+            return None;
+        }
+        conn.over = false;
+        conn.over_since = None;
+        Some(std::mem::take(&mut conn.skipped))
     }
 
     /// Remove up to `max` frames, oldest first.
@@ -178,10 +276,34 @@ impl<F: Frame> Outbound<F> {
         ids
     }
 
-    pub fn take_overflowed(&mut self) -> Vec<u64> {
+    /// Connections to close, each reported once: those whose control frame did not fit, and
+    /// those `over` for `grace_ms` or more at `now_ms` (an over state is timed from the first
+    /// call that sees it).
+    pub fn take_overflowed(&mut self, now_ms: i64) -> Vec<u64> {
+        let grace = self.grace_ms;
         let mut ids = std::mem::take(&mut self.overflowed);
+        let mut still = Vec::new();
+        for id in std::mem::take(&mut self.over) {
+            let Some(conn) = self.get_mut(id as i64) else {
+                continue;
+            };
+            if !conn.over || conn.overflowed {
+                continue;
+            }
+            let since = *conn.over_since.get_or_insert(now_ms);
+            if now_ms.saturating_sub(since) >= grace {
+                conn.overflowed = true;
+                ids.push(id);
+            } else {
+                still.push(id);
+            }
+        }
+        still.sort_unstable();
+        still.dedup();
+        self.over = still;
         ids.retain(|&id| self.get(id as i64).is_some());
         ids.sort_unstable();
+        ids.dedup();
         ids
     }
 }
@@ -197,7 +319,7 @@ mod tests {
 
     #[test]
     fn limits_overflow_for_good_and_ready_reports_once() {
-        let mut out: Outbound<Arc<str>> = Outbound::new(2, 10, usize::MAX);
+        let mut out: Outbound<Arc<str>> = Outbound::new(2, 10, usize::MAX, 0);
         let a = out.connect();
         let b = out.connect();
         assert!(out.push(a, &f("1234")));
@@ -206,8 +328,8 @@ mod tests {
         assert!(!out.push(a, &f("1"))); // overflowed for good
         assert!(!out.push(b, &f("12345678901"))); // byte limit
         assert_eq!(out.counters.dropped, 3);
-        assert_eq!(out.take_overflowed(), vec![a, b]);
-        assert_eq!(out.take_overflowed(), Vec::<u64>::new());
+        assert_eq!(out.take_overflowed(0), vec![a, b]);
+        assert_eq!(out.take_overflowed(0), Vec::<u64>::new());
         assert_eq!(out.take_ready(), vec![a]);
         assert_eq!(out.drain(a as i64, 1).len(), 1);
         assert_eq!(out.get(a as i64).unwrap().bytes, 4);

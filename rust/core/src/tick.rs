@@ -247,16 +247,16 @@ impl<F: Frame> Core<F> {
         if !s.fan.tick_conns.is_empty() || to_auto || conflate_idle {
             if let Some(f) = latest_frame(&mut s.latest, &s.name, s.pd, s.sd, buf) {
                 for &c in &s.fan.tick_conns {
-                    out.push(c, &f);
+                    out.push_data(c, &f, t.sym, seq, seq);
                 }
                 if to_auto {
                     for &c in &s.fan.auto_conns {
-                        out.push(c, &f);
+                        out.push_data(c, &f, t.sym, seq, seq);
                     }
                 }
                 for g in s.fan.conflate.iter_mut().filter(|g| g.deadline.is_none()) {
                     for m in &mut g.members {
-                        out.push(m.conn, &f);
+                        out.push_data(m.conn, &f, t.sym, seq, seq);
                         m.pos = seq;
                     }
                     g.last_sent = seq;
@@ -318,7 +318,7 @@ impl<F: Frame> Core<F> {
                     let frame =
                         batch_cache.get(buf, sym, &s.name, s.pd, s.sd, &s.history, m.pos, last);
                     if let Some(f) = frame {
-                        out.push(m.conn, &f);
+                        out.push_data(m.conn, &f, sym, m.pos, last);
                     }
                 }
                 m.pos = last + 2;

@@ -293,8 +293,8 @@ fn overflow_drops_for_good_and_is_reported_once() {
     for ts in 1..=4 {
         c.ingest(&[tick("BTC/USD", 1.0, 1.0, ts)], 0).unwrap();
     }
-    assert_eq!(c.take_overflowed(), vec![a]);
-    assert_eq!(c.take_overflowed(), Vec::<u64>::new());
+    assert_eq!(c.take_overflowed(0), vec![a]);
+    assert_eq!(c.take_overflowed(0), Vec::<u64>::new());
     assert_eq!(c.stats().dropped, 2);
     assert_eq!(c.push(a as i64, Arc::from("{}")), Ok(false));
     assert_eq!(drain(&mut c, a).len(), 2);
@@ -304,6 +304,85 @@ fn overflow_drops_for_good_and_is_reported_once() {
     );
     c.disconnect(a as i64);
     assert_eq!(c.stats().connections, 0);
+}
+
+/// A slow consumer over the hard limit: market data dropped, its ranges noted.
+fn over_the_limit(grace_ms: i64) -> (C, u64, u64) {
+    let mut c = core(Config {
+        max_queue_frames: 4,
+        slow_consumer_grace_ms: grace_ms,
+        ..Config::default()
+    });
+    let (slow, healthy) = (c.connect(), c.connect());
+    for id in [slow, healthy] {
+        c.subscribe(id as i64, &["BTC/USD", "ETH/USD"], "tick", None, 0)
+            .unwrap();
+    }
+    for ts in 1..=3 {
+        c.ingest(&[tick("BTC/USD", 1.0, 1.0, ts)], 1000).unwrap();
+        assert_eq!(drain(&mut c, healthy).len(), 1);
+    }
+    // BTC/USD 1..=3 queued, ETH/USD 1 queued; ETH/USD 2 and BTC/USD 4..=5 are dropped.
+    c.ingest(
+        &[
+            tick("ETH/USD", 1.0, 1.0, 4),
+            tick("ETH/USD", 1.0, 1.0, 5),
+            tick("BTC/USD", 1.0, 1.0, 6),
+            tick("BTC/USD", 1.0, 1.0, 7),
+        ],
+        1000,
+    )
+    .unwrap();
+    assert_eq!(drain(&mut c, healthy).len(), 4);
+    (c, slow, healthy)
+}
+
+#[test]
+fn over_the_limit_within_the_grace_recovers_with_exact_gaps() {
+    let (mut c, slow, _) = over_the_limit(500);
+    assert_eq!(c.take_overflowed(1000), Vec::<u64>::new()); // the grace starts now
+    assert_eq!(c.take_overflowed(1499), Vec::<u64>::new());
+    assert_eq!(c.stats().dropped, 3);
+    // Draining to half of the limit ends the over state: one gap per symbol, universe order.
+    let first: Vec<String> = c
+        .drain(slow as i64, 2)
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
+    assert_eq!(first.len(), 2);
+    let rest = drain(&mut c, slow);
+    assert_eq!(
+        rest[2..],
+        [
+            r#"{"type":"gap","symbol":"BTC/USD","from_seq":4,"to_seq":5,"reason":"evicted"}"#,
+            r#"{"type":"gap","symbol":"ETH/USD","from_seq":2,"to_seq":2,"reason":"evicted"}"#,
+        ]
+    );
+    c.ingest(&[tick("BTC/USD", 1.0, 1.0, 8)], 1600).unwrap();
+    assert!(drain(&mut c, slow)[0].contains(r#""seq":6"#));
+    assert_eq!(c.take_overflowed(10_000), Vec::<u64>::new());
+}
+
+#[test]
+fn over_the_limit_past_the_grace_is_reported_once_and_drops_everything() {
+    let (mut c, slow, healthy) = over_the_limit(500);
+    assert_eq!(c.take_overflowed(1000), Vec::<u64>::new());
+    c.ingest(&[tick("BTC/USD", 1.0, 1.0, 8)], 1200).unwrap();
+    assert_eq!(c.take_overflowed(1500), vec![slow]);
+    assert_eq!(c.take_overflowed(9000), Vec::<u64>::new());
+    // Closed for good: draining no longer recovers, nothing more is queued.
+    assert_eq!(drain(&mut c, slow).len(), 4);
+    assert_eq!(c.push(slow as i64, Arc::from("{}")), Ok(false));
+    c.ingest(&[tick("BTC/USD", 1.0, 1.0, 9)], 1600).unwrap();
+    assert_eq!(drain(&mut c, slow).len(), 0);
+    assert_eq!(drain(&mut c, healthy).len(), 2);
+}
+
+#[test]
+fn a_control_frame_that_does_not_fit_is_reported_at_once() {
+    let (mut c, slow, _) = over_the_limit(60_000);
+    assert_eq!(c.push(slow as i64, Arc::from("{}")), Ok(false));
+    assert_eq!(c.take_overflowed(1000), vec![slow]);
 }
 
 #[test]

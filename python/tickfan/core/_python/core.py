@@ -20,7 +20,7 @@ from tickfan.core._python.fanout import (
     AUTO, BATCH, CONFLATE, DEFAULT_INTERVAL_MS, MODES, TICK, Sub, SymbolState,
 )
 from tickfan.core._python.queue import Conn, Outbound
-from tickfan.core._python.ring import DEGRADED, EPOCH, EVICTED
+from tickfan.core._python.ring import EPOCH, EVICTED
 from tickfan.core._python.tick import as_float, validate
 from tickfan.core._python.universe import MAX_INTERVAL_MS, MIN_INTERVAL_MS, Universe
 
@@ -51,6 +51,7 @@ class Core:
         high_water_frames: int | None = None,
         low_water_frames: int = 0,
         degrade_interval_ms: int = 1000,
+        slow_consumer_grace_ms: int = 0,
     ) -> None:
         self._universe = Universe(symbols)
         caps = capacities(candle_capacity)
@@ -75,6 +76,8 @@ class Core:
             raise InvalidArgument(
                 f"degrade_interval_ms must be between {MIN_INTERVAL_MS} and {MAX_INTERVAL_MS}"
             )
+        if slow_consumer_grace_ms < 0:
+            raise InvalidArgument("slow_consumer_grace_ms must be >= 0")
         self._low_water = int(low_water_frames)
         self._degrade_interval = int(degrade_interval_ms)
         self._ring_window_ms = int(resume_window_ms)
@@ -88,6 +91,7 @@ class Core:
         self._out = Outbound(
             int(max_queue_frames), int(max_queue_bytes),
             inf if high_water_frames is None else int(high_water_frames),
+            int(slow_consumer_grace_ms),
         )
         self._windows = Windows()
         self._alerts = Alerts(len(self._syms))
@@ -134,13 +138,13 @@ class Core:
             # 2. market_data to tick-mode and auto-tick connections, then leading conflate ticks
             direct = sym.direct if sym.direct is not None else sym.receivers()
             if direct:
-                out.put_many(direct, sym.tick_frame())
+                out.put_many(direct, sym.tick_frame(), s, seq)
             if sym.conflate_groups:
                 for group in sym.conflate_groups.values():
                     if group.token is None:
                         text = sym.tick_frame()
                         for sub in group.members.values():
-                            out.put(sub.conn, text)
+                            out.put_data(sub.conn, text, s, seq, seq)
                             sub.received = seq
                         group.last_sent = seq
                         windows.open(group, now_ms + group.interval_ms)
@@ -164,7 +168,7 @@ class Core:
         for conn_id in sorted(sym.auto_subs):
             sub = sym.auto_subs[conn_id]
             if sub.next_seq < seq:
-                self._out.put(sub.conn, sym.batch_frame(sub.next_seq, seq, cache))
+                self._out.put_data(sub.conn, sym.batch_frame(sub.next_seq, seq, cache), sym.index, sub.next_seq, seq - 1)
             sub.next_seq = seq
         for group in sym.batch_groups.values():
             if group.token is not None and not group.active():
@@ -338,7 +342,9 @@ class Core:
             return sym.seq
         batching = mode == BATCH or (mode == AUTO and sym.hf)
         if cache is not None and batching and sub.next_seq <= sym.seq:
-            self._out.put(sub.conn, sym.batch_frame(sub.next_seq, sym.seq + 1, cache))
+            self._out.put_data(
+                sub.conn, sym.batch_frame(sub.next_seq, sym.seq + 1, cache), sym.index, sub.next_seq, sym.seq
+            )
         if mode == CONFLATE:
             groups = sym.conflate_groups
         else:
@@ -448,7 +454,13 @@ class Core:
         conn = self._out.conns.get(conn_id)
         if conn is None:
             return []
-        frames = self._out.drain(conn, max_frames)
+        out = self._out
+        frames = out.drain(conn, max_frames)
+        if conn.over and (skipped := out.leaves_over(conn)) is not None:
+            syms = self._syms
+            for s in sorted(skipped):
+                first, last = skipped[s]
+                out.put(conn, frame_mod.gap(syms[s].name, first, last, EVICTED))
         if conn.degraded and len(conn.frames) <= self._low_water:
             self._recover(conn)
         return frames
@@ -467,6 +479,10 @@ class Core:
             if conn is None:
                 continue
             conn.noted = False
+            if conn.over or conn.overflowed:
+                # Its market data is being dropped already; noted again by the next frame
+                # queued at the mark once it has drained.
+                continue
             conn.degraded = True
             names: list[str] = []
             for s in sorted(conn.subs):
@@ -491,7 +507,7 @@ class Core:
             self._leave(sym, conn.subs[s], None)
             conn.subs[s] = self._join(sym, conn, mode, interval, sym.seq)
             if skipped <= sym.seq:
-                self._out.put(conn, frame_mod.gap(sym.name, skipped, sym.seq, DEGRADED))
+                self._out.put(conn, frame_mod.gap(sym.name, skipped, sym.seq, EVICTED))
         conn.restore.clear()
 
     def queued(self, conn_id: int) -> tuple[int, int]:
@@ -503,10 +519,8 @@ class Core:
         self._out.ready.clear()
         return ready
 
-    def take_overflowed(self) -> list[int]:
-        overflowed = sorted(self._out.overflowed)
-        self._out.overflowed.clear()
-        return overflowed
+    def take_overflowed(self, now_ms: int = 0) -> list[int]:
+        return self._out.take_overflowed(now_ms)
 
     def flush(self, now_ms: int) -> None:
         windows = self._windows
@@ -519,14 +533,17 @@ class Core:
                 hf = sym.hf
                 for sub in group.members.values():
                     if sub.next_seq <= latest and (hf or sub.mode == BATCH):
-                        out.put(sub.conn, sym.batch_frame(sub.next_seq, latest + 1, cache))
+                        out.put_data(
+                            sub.conn, sym.batch_frame(sub.next_seq, latest + 1, cache), sym.index,
+                            sub.next_seq, latest,
+                        )
                         sub.next_seq = latest + 1
                 sym.trim()
             elif latest > group.last_sent:
                 text = sym.tick_frame()
                 for sub in group.members.values():
                     if sub.received < latest:
-                        out.put(sub.conn, text)
+                        out.put_data(sub.conn, text, sym.index, latest, latest)
                         sub.received = latest
                 group.last_sent = latest
                 windows.open(group, now_ms + group.interval_ms)

@@ -11,13 +11,23 @@ if TYPE_CHECKING:
 class Conn:
     """One connection: its queue (a list, oldest first), byte count and subscriptions."""
 
-    __slots__ = ("id", "frames", "bytes", "overflowed", "subs", "degraded", "noted", "restore")
+    __slots__ = (
+        "id", "frames", "bytes", "overflowed", "over", "over_since", "skipped", "subs", "degraded",
+        "noted", "restore",
+    )
 
     def __init__(self, conn_id: int) -> None:
         self.id = conn_id
         self.frames: list[str] = []
         self.bytes = 0
+        # To be closed: a control frame did not fit, or the grace ran out; all is dropped.
         self.overflowed = False
+        # Over the hard limit: market data is dropped (its seq ranges noted in ``skipped``, by
+        # symbol index: [first, last]) until a drain leaves the queue at most half full.
+        self.over = False
+        # The now_ms of the first take_overflowed that saw the over state.
+        self.over_since: int | None = None
+        self.skipped: dict[int, list[int]] = {}
         # Subscriptions by symbol index.
         self.subs: dict[int, Sub] = {}
         # Degraded (past the high-water mark); noted: listed in Outbound.to_degrade.
@@ -30,16 +40,22 @@ class Conn:
 class Outbound:
     """Every connection's queue under the same limits, plus the counters of ``stats()``.
 
-    A frame that does not fit overflows its connection for good: it and every later frame for
-    that connection are dropped and counted.
+    A control frame that does not fit overflows its connection for good: it and every later
+    frame for that connection are dropped and counted. Market data that does not fit puts the
+    connection *over* the limit instead (see ``put_data``).
     """
 
     __slots__ = (
         "conns", "next_id", "ready", "overflowed", "max_frames", "max_bytes",
-        "frames_queued", "bytes_queued", "dropped", "high", "to_degrade",
+        "frames_queued", "bytes_queued", "dropped", "high", "to_degrade", "over", "grace_ms",
     )
 
-    def __init__(self, max_frames: int, max_bytes: int, high: float = float("inf")) -> None:
+    def __init__(
+        self, max_frames: int, max_bytes: int, high: float = float("inf"), grace_ms: int = 0
+    ) -> None:
+        # Connections that went over and are not reported yet, and how long they may stay so.
+        self.over: list[int] = []
+        self.grace_ms = grace_ms
         # The high-water mark (frames): a connection whose queue reaches it is noted for degrading.
         self.high = high
         self.to_degrade: list[int] = []
@@ -59,8 +75,64 @@ class Outbound:
         self.conns[conn_id] = Conn(conn_id)
         return conn_id
 
+    def put_data(self, conn: Conn, frame: str, s: int, first: int, last: int) -> bool:
+        """Queue market data of symbol index ``s``, seqs ``first ..= last``; False when dropped.
+        A frame that does not fit, and every one while the connection is over, is dropped and
+        its range noted for the recovery's ``gap``."""
+        if conn.overflowed:
+            self.dropped += 1
+            return False
+        if conn.over or len(conn.frames) >= self.max_frames or conn.bytes + len(frame) > self.max_bytes:
+            self._drop_data(conn, s, first, last)
+            return False
+        return self.put(conn, frame)
+
+    def _drop_data(self, conn: Conn, s: int, first: int, last: int) -> None:
+        if not conn.over:
+            conn.over = True
+            conn.over_since = None
+            self.over.append(conn.id)
+        held = conn.skipped.get(s)
+        if held is None:
+            conn.skipped[s] = [first, last]
+        elif last > held[1]:
+            held[1] = last
+        self.dropped += 1
+
+    def leaves_over(self, conn: Conn) -> dict[int, list[int]] | None:
+        """If ``conn`` is over and its queue is at most half full (frames and bytes), it leaves
+        the over state: returns what it skipped (the caller reports it)."""
+        if (
+            not conn.over or conn.overflowed
+            or len(conn.frames) > self.max_frames // 2 or conn.bytes > self.max_bytes // 2
+        ):
+            return None
+        conn.over = False
+        conn.over_since = None
+        skipped, conn.skipped = conn.skipped, {}
+        return skipped
+
+    def take_overflowed(self, now_ms: int) -> list[int]:
+        """Connections to close, each once: a control frame did not fit, or over for the grace."""
+        ids = self.overflowed
+        self.overflowed = set()
+        still: set[int] = set()
+        for conn_id in self.over:
+            conn = self.conns.get(conn_id)
+            if conn is None or not conn.over or conn.overflowed:
+                continue
+            if conn.over_since is None:
+                conn.over_since = now_ms
+            if now_ms - conn.over_since >= self.grace_ms:
+                conn.overflowed = True
+                ids.add(conn_id)
+            else:
+                still.add(conn_id)
+        self.over = sorted(still)
+        return sorted(ids)
+
     def put(self, conn: Conn, frame: str) -> bool:
-        """Queue ``frame``; False when it was dropped."""
+        """Queue a control frame; False when it was dropped."""
         if conn.overflowed:
             self.dropped += 1
             return False
@@ -82,8 +154,9 @@ class Outbound:
             self.to_degrade.append(conn.id)
         return True
 
-    def put_many(self, conns: list[Conn], frame: str) -> None:
-        """Queue one shared frame to each of ``conns`` (the fan-out hot path of ``put``)."""
+    def put_many(self, conns: list[Conn], frame: str, s: int, seq: int) -> None:
+        """Queue one shared tick frame (symbol index ``s``, ``seq``) to each of ``conns`` (the
+        fan-out hot path of ``put_data``)."""
         n = len(frame)
         max_frames = self.max_frames
         room = self.max_bytes - n
@@ -94,7 +167,7 @@ class Outbound:
             frames = conn.frames
             if conn.overflowed:
                 self.dropped += 1
-            elif len(frames) < max_frames and conn.bytes <= room:
+            elif not conn.over and len(frames) < max_frames and conn.bytes <= room:
                 if not frames:
                     ready_add(conn.id)
                 frames.append(frame)
@@ -104,9 +177,7 @@ class Outbound:
                     conn.noted = True
                     self.to_degrade.append(conn.id)
             else:
-                conn.overflowed = True
-                self.overflowed.add(conn.id)
-                self.dropped += 1
+                self._drop_data(conn, s, seq, seq)
         self.frames_queued += queued
         self.bytes_queued += queued * n
 

@@ -13,7 +13,6 @@ from itertools import islice
 
 EVICTED = "evicted"
 EPOCH = "epoch"
-DEGRADED = "degraded"
 
 
 class Ring:

@@ -227,7 +227,7 @@ export class MarketData extends EventTarget {
         return this.emit("subscribed", m);
       case "backfill": return this.emit("backfill", m);
       case "gap": { const p = this.last.get(m.symbol); if (p?.seq != null && m.to_seq !== null) p.seq = Math.max(p.seq, m.to_seq);
-        this.emit("gap", { symbol: m.symbol, from: m.from_seq, to: m.to_seq, reason: m.reason }); return p && this.backfill([m.symbol], p.ts); } // resume impossible, or degraded
+        this.emit("gap", { symbol: m.symbol, from: m.from_seq, to: m.to_seq, reason: m.reason }); return p && this.backfill([m.symbol], p.ts); } // any reason: the range cannot be had, candles fill it
       default: return this.emit("message", m);
     }
   }
