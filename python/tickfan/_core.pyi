@@ -456,6 +456,9 @@ class FastLane:
     def progress(self, lane_id: int) -> tuple[int, int]:
         """``(frames in hand, frames written)`` of the connection's writer."""
 
+    def use_core(self, core: Core) -> None:
+        """Drain ``core`` from now on (the hub replaced its core: a new epoch, a loaded checkpoint)."""
+
     def stats(self) -> dict[str, int]:
         """``connections``, ``frames``, ``bytes``, ``bursts``, ``write_ns``, ``panics``."""
 

@@ -92,6 +92,7 @@ class Hub:
         self.universe = config.universe()
         self.intervals: dict[str, int] = dict(core_module.INTERVALS)
         """Candle interval names and their length in ms."""
+        self._core_users: list[Callable[[Core], None]] = []
         self._use_core(self._new_core())
         self.started_at = time.time()
         self.sessions: dict[int, Peer] = {}
@@ -130,6 +131,12 @@ class Hub:
         self.drain: Callable[[int, int], list[str]] = core.drain
         self.disconnect: Callable[[int], None] = core.disconnect
         self.metrics.core_stats = core.stats
+        for use in self._core_users:
+            use(core)
+
+    def on_core(self, use: Callable[[Core], None]) -> None:
+        """Call ``use(core)`` whenever this hub replaces its core (a new epoch, a loaded checkpoint)."""
+        self._core_users.append(use)
 
     @property
     def core_name(self) -> str:
