@@ -390,3 +390,32 @@ def test_each_log_entry_names_the_one_before_it(fresh_redis: RedisServer) -> Non
             await broker.stop()
 
     run(scenario())
+
+
+def test_an_ingest_applied_after_its_deadline_is_confirmed_by_the_retry_not_doubled(fresh_redis: RedisServer) -> None:
+    """The call's deadline passes after Redis applied it (the node's loop was late): the broker
+    sends the same call again, which answers ``dup``, so the publisher gets its 2xx and the
+    batch is in the log once."""
+
+    async def scenario() -> None:
+        (a, na), (b, nb) = await node_pair(fresh_redis.url)
+        real = a.store._call
+        late: list[str] = []
+
+        async def applied_then_late(name: str, keys: Any, args: Any) -> Any:
+            result = await real(name, keys, args)
+            if name == "ingest" and not late:
+                late.append(_s(result[0]))
+                raise BrokerUnavailable("Redis did not answer: TimeoutError")
+            return result
+
+        a.store._call = applied_then_late  # type: ignore[method-assign]
+        assert await a.ingest([("SOL/USD", 98.5, 1.0, 1_700_000_000_000)]) == 1
+        assert late == ["ok"] and a.unavailable == 0
+        assert await b.ingest([("SOL/USD", 98.6, 1.0, 1_700_000_000_001)]) == 1
+        await until(lambda: any(t[1] == 98.6 for t in nb.applied))  # the log is ordered: a double comes first
+        assert [t[1] for t in nb.applied] == [98.5, 98.6]
+        for broker in (a, b):
+            await broker.stop()
+
+    run(scenario())

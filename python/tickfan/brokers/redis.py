@@ -85,6 +85,8 @@ IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
 """How long a client's ``Idempotency-Key`` is remembered."""
 INTERNAL_KEY_TTL_MS = 60_000
 """The key every batch without one gets, so a command retried after a timeout applies once."""
+INGEST_ATTEMPTS = 2
+"""An ingest whose call failed is sent once more with the same key before the 503."""
 CALL_TIMEOUT_S = 1.0
 """Deadline of one broker call (ingest, a write): then ``BrokerUnavailable`` (HTTP 503)."""
 READ_BLOCK_MS = 1000
@@ -534,15 +536,18 @@ class RedisBroker(Broker):
         # With checkpoints the log is trimmed behind them (lua/checkpoint.lua), not by time.
         retention_ms = int(self.config.log_retention_s * 1000) if self.config.checkpoint_interval_s == 0 else 0
         minid = max(1, now_ms() - retention_ms) if retention_ms else 0
-        try:
-            result = await self.store._call(
-                "ingest",
-                [META, SEQ, LASTTS, LOG, EVENTS, key],
-                [secrets.token_hex(8), ttl, minid, now_ms(), _encode_json(rows), EVENTS_MAX, self.node_id, len(rows), *args],
-            )
-        except BrokerUnavailable:
-            self.unavailable += 1
-            raise
+        keys = [META, SEQ, LASTTS, LOG, EVENTS, key]
+        argv = [secrets.token_hex(8), ttl, minid, now_ms(), _encode_json(rows), EVENTS_MAX, self.node_id, len(rows), *args]
+        for attempt in range(INGEST_ATTEMPTS):
+            try:
+                result = await self.store._call("ingest", keys, argv)
+                break
+            except BrokerUnavailable:
+                # A deadline can pass after Redis applied the call (this node's loop was late):
+                # the same call again answers ``dup`` if so, and applies it once if not.
+                if attempt + 1 == INGEST_ATTEMPTS:
+                    self.unavailable += 1
+                    raise
         status = _s(result[0])
         if status == "err":
             flat = result[1:]
