@@ -829,9 +829,9 @@ class RedisBroker(Broker):
             while not self._stopping:
                 try:
                     async with asyncio.timeout(PING_TIMEOUT_S):
-                        await client.ping()
-                        # Minted here when Redis lost its data (or tf:meta was deleted): the
-                        # nodes move to it without waiting for the next ingest.
+                        # One command is the health check: an answer proves Redis serves. An
+                        # epoch is minted here when Redis lost its data (or tf:meta was
+                        # deleted): the nodes move to it without waiting for the next ingest.
                         epoch = await self.store._scripts["epoch"](keys=EPOCH_KEYS, args=[secrets.token_hex(8)], client=client)
                     if not self._ping_ok:
                         _log.info("redis reachable again")
