@@ -259,7 +259,8 @@ struct Stats {
 }
 
 struct Lane {
-    core: SharedCore,
+    /// The core the writers drain; the hub swaps it on a new epoch or a loaded checkpoint.
+    core: Mutex<SharedCore>,
     conns: Mutex<HashMap<u64, Arc<Conn>>>,
     events: Mutex<Vec<Event>>,
     /// Frames holding a Python `str` that the lane is done with: dropped by Python.
@@ -511,7 +512,8 @@ async fn write_loop(
             Step::Wait => conn.notify.notified().await,
             Step::Drain(conn_id) => {
                 let drained = catch_unwind(AssertUnwindSafe(|| {
-                    let mut core = lock(&lane.core);
+                    let shared = Arc::clone(&lane.core.lock().unwrap_or_else(|e| e.into_inner()));
+                    let mut core = lock(&shared);
                     let frames = core.drain_frames(conn_id, BURST_FRAMES).collect::<Vec<_>>();
                     // A degraded connection recovers below the low-water mark, as on Granian.
                     core.after_drain(conn_id);
@@ -682,7 +684,7 @@ impl FastLane {
         wake_tx.set_nonblocking(true)?;
         wake_rx.set_nonblocking(true)?;
         let lane = Arc::new(Lane {
-            core: core.borrow().shared(),
+            core: Mutex::new(core.borrow().shared()),
             conns: Mutex::new(HashMap::new()),
             events: Mutex::new(Vec::new()),
             graveyard: Mutex::new(Vec::new()),
@@ -805,6 +807,12 @@ impl FastLane {
             let in_hand = c.in_hand.load(Ordering::Acquire);
             (if in_hand == usize::MAX { 0 } else { in_hand }, c.written.load(Ordering::Relaxed))
         })
+    }
+
+    /// Drain `core` from now on (the hub replaced its core: a new epoch, a loaded checkpoint).
+    /// The sessions of the old core were closed with 1012; their ids are unknown to `core`.
+    fn use_core(&self, core: &Bound<'_, PyCore>) {
+        *self.lane.core.lock().unwrap_or_else(|e| e.into_inner()) = core.borrow().shared();
     }
 
     /// Counters: connections, frames, bytes, bursts, write_ns (time spent writing), panics.
