@@ -450,6 +450,10 @@ class FastLane:
     def wake(self, lane_id: int) -> None:
         """The connection's core queue went non-empty."""
 
+    def wake_ready(self, core: Core) -> list[int]:
+        """``core.take_ready()``, waking the attached lane connections among them here (one
+        wake-up of the lane's thread for all); returns the other ids, for the caller to wake."""
+
     def close(self, lane_id: int, frames: list[str], code: int, reason: str = "", discard: bool = False) -> None:
         """Write ``frames``, then close with ``code``; ``discard``: drop the frames in hand."""
 

@@ -13,7 +13,8 @@ reach the core only through the hub's methods. It holds:
   (``--max-ts-skew-ms``);
 * :meth:`deliver`: per-user events from the broker, handed to the channels that :meth:`listen`;
 * :meth:`dispatch`, called after every core call that can queue frames: it wakes the writers of
-  connections whose queue went non-empty (``core.take_ready()``) and closes the ones that
+  connections whose queue went non-empty (``core.take_ready()``, or a transport's
+  ``wake_ready(core)`` that wakes its own among them: :meth:`wake_through`) and closes the ones that
   stayed over the queue limit for the grace (``core.take_overflowed(now)`` -> ``slow_consumer``, 1013). It never awaits a socket,
   so a slow or dead socket cannot stall the fan-out;
 * one flush timer task, sleeping until ``core.next_deadline_ms()`` and woken early when an
@@ -103,6 +104,7 @@ class Hub:
         self._armed_deadline: int | None = None
         self._timer: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
+        self._wake_ready: Callable[[Core], Sequence[int]] | None = None
 
     def _new_core(self) -> Core:
         config = self.config
@@ -208,10 +210,17 @@ class Hub:
             self._unauthenticated.pop(peer, None)
         self.metrics.unauthenticated -= 1
 
+    def wake_through(self, wake_ready: Callable[[Core], Sequence[int]]) -> None:
+        """In :meth:`dispatch`, take the ready ids with ``wake_ready(core)``: it wakes the
+        connections it serves itself (the fast lane's) and returns the others."""
+        self._wake_ready = wake_ready
+
     def dispatch(self, ingest_t: float | None = None) -> None:
         """Wake writers with new frames; close overflowed connections. Never awaits."""
         sessions = self.sessions
-        for conn_id in self.core.take_ready():
+        wake_ready = self._wake_ready
+        ready = self.core.take_ready() if wake_ready is None else wake_ready(self.core)
+        for conn_id in ready:
             session = sessions.get(conn_id)
             if session is not None:
                 session.wake(ingest_t)

@@ -7,6 +7,8 @@ wake :meth:`FastLaneServer._on_readable` through a descriptor, and one dispatche
 them, in order, to the same sans-I/O :class:`~tickfan.session.Session` the Granian transport
 uses. Each session's :class:`FastLaneTransport` turns its decisions into lane calls: ``wake``
 (frames queued), ``close`` (final frames, close code), ``progress`` (the send watchdog's view).
+The hub's dispatch wakes the lane's attached connections in one ``FastLane.wake_ready`` call
+(:meth:`~tickfan.hub.Hub.wake_through`); ``wake`` is left for the others.
 
 Trade-off: one dispatcher for every lane connection, so a hook that suspends would delay the
 others' control messages; the market-data channel's hooks never suspend.
@@ -92,6 +94,7 @@ class FastLaneServer:
         )
         self.hub.metrics.fast_lane = self.lane
         self.hub.on_core(self.lane.use_core)
+        self.hub.wake_through(self.lane.wake_ready)
         loop = asyncio.get_running_loop()
         loop.add_reader(self.lane.fileno(), self._on_readable)
         self._task = asyncio.create_task(self._dispatch(), name="tickfan-fast-lane")

@@ -149,7 +149,11 @@ impl PyCore {
     }
 
     /// Connection ids as a list of their shared int objects.
-    fn id_list<'py>(&mut self, py: Python<'py>, ids: &[u64]) -> PyResult<Bound<'py, PyList>> {
+    pub(crate) fn id_list<'py>(
+        &mut self,
+        py: Python<'py>,
+        ids: &[u64],
+    ) -> PyResult<Bound<'py, PyList>> {
         let list = pylist::with_len(py, ids.len())?;
         for (i, &id) in ids.iter().enumerate() {
             let obj = match self.id_slot(id as i64) {

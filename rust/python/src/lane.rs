@@ -6,8 +6,9 @@
 //! and a wake-up socket ([`FastLane::fileno`], [`FastLane::take_events`]), and Python's
 //! `Session` answers through the core's per-connection queue and [`FastLane::close`]. Data
 //! frames go from the core's queue to the socket without Python: the connection's writer is
-//! woken ([`FastLane::wake`]), drains its queue under the core lock, releases it, then feeds
-//! every frame and flushes once per burst.
+//! woken (every lane connection among the core's ready ones by one [`FastLane::wake_ready`]
+//! call, which unparks the lane's runtime once; a single one by [`FastLane::wake`]), drains its
+//! queue under the core lock, releases it, then feeds every frame and flushes once per burst.
 //!
 //! Rules (see docs/architecture.md, "The fast lane"): no lane thread attaches to the
 //! interpreter, so it never creates, clones or drops a Python object (frames whose Python `str`
@@ -248,6 +249,70 @@ pub fn ws_config(max_message_bytes: usize) -> WebSocketConfig {
         .max_frame_size(Some(limit))
 }
 
+/// Which attached lane connection has which core connection id, and the ones found ready for
+/// the lane's thread to wake: a notify from another thread unparks the lane's runtime (one
+/// eventfd write) per connection, one from its own thread schedules the writer for nothing.
+#[derive(Default)]
+pub struct Wakes {
+    by_conn_id: Mutex<HashMap<i64, Arc<Conn>>>,
+    woken: Mutex<Vec<Arc<Conn>>>,
+    /// `woken` went non-empty.
+    notify: Notify,
+}
+
+impl Wakes {
+    /// `conn` carries the core connection `conn_id` (a later one with the same id replaces it).
+    pub fn attach(&self, conn_id: i64, conn: &Arc<Conn>) {
+        self.by_conn_id
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(conn_id, Arc::clone(conn));
+    }
+
+    /// `conn` is gone: forget its id (unless the id now names another connection).
+    pub fn forget(&self, conn: &Arc<Conn>) {
+        let conn_id = conn.conn_id.load(Ordering::Acquire);
+        let mut by_conn_id = self.by_conn_id.lock().unwrap_or_else(|e| e.into_inner());
+        if by_conn_id.get(&conn_id).is_some_and(|c| Arc::ptr_eq(c, conn)) {
+            by_conn_id.remove(&conn_id);
+        }
+    }
+
+    /// Queue the attached connections among the core's `ready` ids for [`Wakes::run`] (one
+    /// notify for all of them); the other ids, in order.
+    pub fn wake_ready(&self, ready: &[u64]) -> Vec<u64> {
+        let mut rest = Vec::new();
+        let by_conn_id = self.by_conn_id.lock().unwrap_or_else(|e| e.into_inner());
+        let mut woken = self.woken.lock().unwrap_or_else(|e| e.into_inner());
+        let was_empty = woken.is_empty();
+        for &id in ready {
+            match by_conn_id.get(&(id as i64)) {
+                Some(conn) => woken.push(Arc::clone(conn)),
+                None => rest.push(id),
+            }
+        }
+        if was_empty && !woken.is_empty() {
+            self.notify.notify_one();
+        }
+        rest
+    }
+
+    /// On the lane's thread, for ever: notify the writers [`Wakes::wake_ready`] queued.
+    pub async fn run(&self) {
+        let mut batch = Vec::new();
+        loop {
+            self.notify.notified().await;
+            std::mem::swap(
+                &mut batch,
+                &mut *self.woken.lock().unwrap_or_else(|e| e.into_inner()),
+            );
+            for conn in batch.drain(..) {
+                conn.notify.notify_one();
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 struct Stats {
     connections: AtomicU64,
@@ -262,6 +327,7 @@ struct Lane {
     /// The core the writers drain; the hub swaps it on a new epoch or a loaded checkpoint.
     core: Mutex<SharedCore>,
     conns: Mutex<HashMap<u64, Arc<Conn>>>,
+    wakes: Wakes,
     events: Mutex<Vec<Event>>,
     /// Frames holding a Python `str` that the lane is done with: dropped by Python.
     graveyard: Mutex<Vec<PyFrame>>,
@@ -444,10 +510,14 @@ struct Registered<'a> {
 impl Drop for Registered<'_> {
     fn drop(&mut self) {
         let lane = self.lane;
-        lane.conns
+        let conn = lane
+            .conns
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&self.id);
+        if let Some(conn) = conn {
+            lane.wakes.forget(&conn);
+        }
         lane.stats.connections.fetch_sub(1, Ordering::Relaxed);
         lane.post(Event::Gone { lane: self.id });
     }
@@ -686,6 +756,7 @@ impl FastLane {
         let lane = Arc::new(Lane {
             core: Mutex::new(core.borrow().shared()),
             conns: Mutex::new(HashMap::new()),
+            wakes: Wakes::default(),
             events: Mutex::new(Vec::new()),
             graveyard: Mutex::new(Vec::new()),
             wake_tx,
@@ -710,6 +781,8 @@ impl FastLane {
                         Ok(l) => l,
                         Err(_) => return,
                     };
+                    let wakes = Arc::clone(&shared);
+                    tokio::spawn(async move { wakes.wakes.run().await });
                     accept_loop(Arc::clone(&shared), listener).await;
                     // Stopping: the sessions were closed (1001) by Python; give their writers
                     // the close timeout to finish, then drop whatever is left.
@@ -773,10 +846,26 @@ impl FastLane {
 
     /// Bind a lane connection to its session's core connection id (then its writer drains it).
     fn attach(&self, lane_id: u64, conn_id: i64) {
-        if let Some(conn) = self.lane.conn(lane_id) {
+        // Under the registry's lock: a connection that is being forgotten is not attached.
+        let conns = self.lane.conns.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(conn) = conns.get(&lane_id) {
             conn.conn_id.store(conn_id, Ordering::Release);
+            self.lane.wakes.attach(conn_id, conn);
             conn.notify.notify_one();
         }
+    }
+
+    /// `core.take_ready()`, waking the attached lane connections among them here (one unpark of
+    /// the lane's runtime for all); returns the other ids, for the caller to wake.
+    fn wake_ready<'py>(
+        &self,
+        py: Python<'py>,
+        core: &Bound<'py, PyCore>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let mut core = core.borrow_mut();
+        let ready = lock(&core.shared()).take_ready();
+        let rest = self.lane.wakes.wake_ready(&ready);
+        core.id_list(py, &rest)
     }
 
     /// The connection's core queue went non-empty.
@@ -859,6 +948,65 @@ mod tests {
             reason: String::new(),
             discard,
         }
+    }
+
+    fn attached(wakes: &Wakes, conn_id: i64) -> Arc<Conn> {
+        let conn = Arc::new(Conn::default());
+        conn.conn_id.store(conn_id, Ordering::Release);
+        wakes.attach(conn_id, &conn);
+        conn
+    }
+
+    /// Whether `conn`'s writer would wake now (a notify is pending).
+    fn notified(conn: &Conn) -> bool {
+        conn.notify.notified().now_or_never().is_some()
+    }
+
+    #[test]
+    fn wake_ready_wakes_attached_connections_on_the_lane_thread_and_returns_the_rest() {
+        let wakes = Arc::new(Wakes::default());
+        let (one, three) = (attached(&wakes, 1), attached(&wakes, 3));
+        let unattached = Arc::new(Conn::default());
+        assert_eq!(wakes.wake_ready(&[1, 2, 3, 4]), vec![2, 4]);
+        assert_eq!(wakes.wake_ready(&[3]), Vec::<u64>::new());
+        // Nothing is notified from the caller's thread: the lane's thread does it.
+        assert!(!notified(&one) && !notified(&three));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let lane_thread = Arc::clone(&wakes);
+            let run = tokio::spawn(async move { lane_thread.run().await });
+            tokio::time::timeout(Duration::from_secs(5), async {
+                one.notify.notified().await;
+                three.notify.notified().await;
+            })
+            .await
+            .expect("both attached connections are woken");
+            // Woken again after the first batch was handed out.
+            assert_eq!(wakes.wake_ready(&[1]), Vec::<u64>::new());
+            tokio::time::timeout(Duration::from_secs(5), one.notify.notified())
+                .await
+                .expect("woken again");
+            run.abort();
+        });
+        assert!(!notified(&unattached));
+        assert!(wakes.woken.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_gone_connection_is_forgotten_but_not_its_successor_under_the_same_id() {
+        let wakes = Wakes::default();
+        let old = attached(&wakes, 5);
+        let new = attached(&wakes, 5); // attached again under the same id
+        wakes.forget(&old);
+        assert_eq!(wakes.wake_ready(&[5]), Vec::<u64>::new());
+        assert!(Arc::ptr_eq(&wakes.woken.lock().unwrap()[0], &new));
+        wakes.forget(&new);
+        assert_eq!(wakes.wake_ready(&[5]), vec![5]);
+        let unattached = Arc::new(Conn::default());
+        wakes.forget(&unattached); // never attached: nothing to forget
     }
 
     #[test]
