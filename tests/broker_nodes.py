@@ -1,7 +1,9 @@
-"""Helpers for tests that drive a real node (a Hub) with a broker: no sockets, no server.
+"""Helpers for tests that drive nodes of a deployment.
 
-:class:`Node` is a :class:`~tickfan.hub.Hub` over a core, started by ``async with``, recording
-the per-user events its broker delivers; :class:`Peer` stands in for a session.
+:class:`Node` is a real :class:`~tickfan.hub.Hub` over a core (no sockets, no server), started
+by ``async with``, recording the per-user events its broker delivers; :class:`Peer` stands in
+for a session. :func:`cluster` is the e2e fixture of two ``tickfan serve`` nodes on one
+redis-server (for ``tests/e2e``; import it into the test module).
 """
 
 from __future__ import annotations
@@ -9,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import pytest
 
 from tickfan.auth import verifier_from_config
 from tickfan.bots import BotState
@@ -22,7 +26,11 @@ from tickfan.hub import Hub
 from tickfan.protocol import CloseCode, ErrorCode
 from tickfan.stores import Notification
 
-__all__ = ["MakeBroker", "Node", "Peer", "eventually"]
+if TYPE_CHECKING:
+    from redis_server import RedisServer
+    from tickfan_e2e import Server
+
+__all__ = ["MakeBroker", "Node", "Peer", "eventually", "cluster_node", "cluster"]
 
 MakeBroker = Callable[..., Broker]
 """Each call: a new broker over the same deployment's data; keywords are ``Config`` settings."""
@@ -93,3 +101,24 @@ async def eventually(check: Callable[[], bool], timeout_s: float = 5.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met before the deadline")
         await asyncio.sleep(0.005)
+
+
+# --- e2e: nodes as ``tickfan serve`` processes (tests/e2e puts ``tickfan_e2e`` on the path) -------
+
+
+def cluster_node(data_dir: Path, core: str, redis_url: str, *extra: str) -> Server:
+    """A ``--feed none`` node on ``redis_url`` (not started)."""
+    from tickfan_e2e import Server
+
+    return Server(core, data_dir, "--feed", "none", "--broker", redis_url, "--log-level", "warning", *extra)
+
+
+@pytest.fixture
+def cluster(fresh_redis: RedisServer, tmp_path: Path) -> Iterator[tuple[Server, Server]]:
+    """Two nodes on the test's own redis-server: A on the Rust core, B on the Python twin (so
+    "the same frames" also checks that both cores give the same bytes from the same log)."""
+    a = cluster_node(tmp_path / "a", "rust", fresh_redis.url).start()
+    b = cluster_node(tmp_path / "b", "python", fresh_redis.url).start()
+    yield a, b
+    a.stop()
+    b.stop()

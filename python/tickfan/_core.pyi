@@ -150,6 +150,8 @@ Mode = Literal["tick", "batch", "conflate", "auto"]
 Direction = Literal["above", "below"]
 Candle = tuple[int, float, float, float, float, float]
 """(open time ms, open, high, low, close, volume)."""
+SymbolCheckpoint = tuple[str, int, int, list[tuple[int, int, int]], list[tuple[int, list[tuple[int, int, int, int, int, int]]]]]
+"""``Core.checkpoint``: (symbol, seq, ring_base, ring ticks, candles per interval) in units."""
 
 IMPLEMENTATION: Final[str]
 """``"rust"`` or ``"python"``."""
@@ -257,6 +259,30 @@ class Core:
 
     def is_high_frequency(self, symbol: str) -> bool:
         """Whether ``auto`` currently batches this symbol. ``UnknownSymbol``."""
+
+    # --- checkpoints --------------------------------------------------------------------
+
+    def checkpoint(self) -> list[SymbolCheckpoint]:
+        """The tick state of every symbol that has traded, in universe order, in integer units:
+        ``(symbol, seq, ring_base, ring, candles)``. ``ring`` is the resume ring's ticks
+        ``(ts, price units, size units)``, seqs ``ring_base ..= seq`` (the latest tick last);
+        ``candles`` has one ``(newest evicted open ms or -1, bars)`` per interval of
+        ``INTERVALS``, in order, ``bars`` ``(open ms, open, high, low, close, volume)`` in units,
+        oldest first. Not in it: connections, windows, the auto-mode rate, alerts.
+        """
+
+    def restore(self, state: Sequence[SymbolCheckpoint]) -> None:
+        """Load a ``checkpoint`` (as returned: tuples) into a core that has applied no tick.
+
+        Afterwards ``latest``, subscribe snapshots, ``ring_range``, ``resume``, candles and the
+        seqs, frames and candles of every later tick are those of the core that wrote it. The
+        ring is then evicted with this core's ``resume_window_ms``/``resume_max_ticks`` and
+        each interval cut to this core's capacity (as if the ticks had been applied here).
+        Raises, changing nothing: ``InvalidArgument`` ``"restore needs a core that has applied
+        no tick"``; ``UnknownSymbol``; ``InvalidArgument`` ``"invalid checkpoint of 'X'"``
+        (seq or ring_base < 1, an empty ring, ``ring_base + len(ring) - 1 != seq``, not one
+        entry per interval). Checked in this order, then each symbol in turn.
+        """
 
     # --- connections and subscriptions --------------------------------------------------
 
@@ -445,6 +471,9 @@ class FastLane:
 
     def progress(self, lane_id: int) -> tuple[int, int]:
         """``(frames in hand, frames written)`` of the connection's writer."""
+
+    def use_core(self, core: Core) -> None:
+        """Drain ``core`` from now on (the hub replaced its core: a new epoch, a loaded checkpoint)."""
 
     def stats(self) -> dict[str, int]:
         """``connections``, ``frames``, ``bytes``, ``bursts``, ``write_ns``, ``panics``."""

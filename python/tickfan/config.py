@@ -110,7 +110,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("feed", str, "tick source: the simulator, or none (publishers use POST /api/ticks)", choices=FEEDS),
     Setting("core", str, "core implementation", choices=CORES),
     Setting("broker", str, "memory, or redis://host:port/db", metavar="URL"),
-    Setting("log_retention_s", float, "Redis broker: seconds of tick log kept for nodes that (re)join; 0: keep all", metavar="SECONDS"),
+    Setting("log_retention_s", float, "Redis broker without checkpoints (--checkpoint-interval-s 0): seconds of tick log kept for nodes that (re)join; 0: keep all", metavar="SECONDS"),
+    Setting("checkpoint_interval_s", float, "Redis broker: seconds between checkpoints of the tick state (written by the lease holder; the log is trimmed behind the previous one); 0: none", metavar="SECONDS"),
     Setting("data_dir", Path, "directory for the generated JWT secret and other state", metavar="DIR"),
     Setting("symbols", Path, "JSON file with the symbol universe (see docs/configuration.md)", metavar="FILE"),
     Setting("log_level", str, "log level", choices=("debug", "info", "warning", "error")),
@@ -168,6 +169,7 @@ class Config:
     core: str = "auto"
     broker: str = "memory"
     log_retention_s: float = 86_400.0
+    checkpoint_interval_s: float = 10.0
     data_dir: Path = Path(".tickfan")
     symbols: Path | None = None
     log_level: str = "info"
@@ -297,6 +299,10 @@ class Config:
             "or --broker redis://HOST:PORT/0 (a Redis 7 with AOF; see docs/operations.md).",
         )
         need(self.log_retention_s >= 0, "--log-retention-s must be >= 0 (0: keep the whole log)")
+        need(
+            self.checkpoint_interval_s == 0 or 0.1 <= self.checkpoint_interval_s <= 86_400,
+            "--checkpoint-interval-s must be 0 (no checkpoints) or between 0.1 and 86400",
+        )
         need(self.jwt_algorithm in ALGORITHMS, f"--jwt-algorithm must be one of {', '.join(ALGORITHMS)}, got {self.jwt_algorithm!r}")
         if self.jwt_algorithm != "HS256":
             need(

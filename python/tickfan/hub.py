@@ -92,6 +92,7 @@ class Hub:
         self.universe = config.universe()
         self.intervals: dict[str, int] = dict(core_module.INTERVALS)
         """Candle interval names and their length in ms."""
+        self._core_users: list[Callable[[Core], None]] = []
         self._use_core(self._new_core())
         self.started_at = time.time()
         self.sessions: dict[int, Peer] = {}
@@ -131,6 +132,12 @@ class Hub:
         self.drain: Callable[[int, int], list[str]] = core.drain
         self.disconnect: Callable[[int], None] = core.disconnect
         self.metrics.core_stats = core.stats
+        for use in self._core_users:
+            use(core)
+
+    def on_core(self, use: Callable[[Core], None]) -> None:
+        """Call ``use(core)`` whenever this hub replaces its core (a new epoch, a loaded checkpoint)."""
+        self._core_users.append(use)
 
     @property
     def core_name(self) -> str:
@@ -310,13 +317,32 @@ class Hub:
 
         Every socket is closed with 1012 (market-data clients resubscribe and see the new epoch;
         the per-user channels reload their state, which was lost with the tick state), since
-        sessions hold the old core's queue. The new core hands out connection ids above every
-        open one, so a closing session never shares an id with a new one.
+        sessions hold the old core's queue.
         """
         _log.warning("new epoch %s: closing every socket (1012), fresh core", epoch)
+        self._replace_core(self._new_core())
+
+    def checkpoint(self) -> Any:
+        """``core.checkpoint``: the tick state at this node's log position."""
+        return self.core.checkpoint()
+
+    def restore(self, state: Any) -> None:
+        """A fresh core loaded from a cluster checkpoint (``core.restore``), replacing this one.
+
+        At start there are no sockets; later (the log was trimmed past this node) every socket is
+        closed with 1012, as on a new epoch: clients resubscribe (or resume) on the restored core.
+        """
+        core = self._new_core()
+        core.restore(state)
+        if self.sessions:
+            _log.warning("loading a checkpoint: closing every socket (1012)")
+        self._replace_core(core)
+
+    def _replace_core(self, core: Core) -> None:
+        """Close every socket with 1012 and use ``core``. It hands out connection ids above
+        every open one, so a closing session never shares an id with a new one."""
         for session in list(self.sessions.values()):
             session.close(CloseCode.SERVICE_RESTART)
-        core = self._new_core()
         highest = max(self.sessions, default=0)
         while (conn_id := int(core.connect())) < highest:
             core.disconnect(conn_id)

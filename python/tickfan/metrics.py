@@ -189,3 +189,5 @@ class _Collector(Collector):
                 value=broker["apply_delay_s"],
             )
             yield GaugeMetricFamily("tickfan_broker_feed_leader", "1 while this node holds the simulated feed's lease", value=broker["leader"])
+            yield CounterMetricFamily("tickfan_broker_checkpoints_written", "Checkpoints of the tick state this node wrote (as the lease holder)", value=broker["checkpoints_written"])
+            yield GaugeMetricFamily("tickfan_broker_checkpoint_age_seconds", "Since this node last wrote a checkpoint (0: never)", value=broker["checkpoint_age_s"])

@@ -14,7 +14,7 @@ import pytest
 
 from redis_server import RedisServer
 from tickfan.bots import BotState
-from tickfan.brokers.redis import RedisBroker
+from tickfan.brokers.redis import RedisBroker, _s
 from tickfan.config import Config
 from tickfan.core import _python as twin
 from tickfan.errors import BrokerUnavailable, ConfigError, TickRejected
@@ -31,6 +31,7 @@ class RecordingNode:
         self.applied: list[list[Any]] = []
         self.events: list[tuple[str, Any]] = []
         self.epochs: list[str] = []
+        self.restored: list[Any] = []
 
     def apply(self, ticks: Any) -> int:
         n = int(self.core.ingest(ticks, int(time.time() * 1000)))
@@ -43,6 +44,14 @@ class RecordingNode:
     def new_epoch(self, epoch: str) -> None:
         self.epochs.append(epoch)
         self.core = twin.Core([(s.symbol, s.price_decimals, s.size_decimals) for s in Config().universe()])
+
+    def checkpoint(self) -> Any:
+        return self.core.checkpoint()
+
+    def restore(self, state: Any) -> None:
+        self.restored.append(state)
+        self.core = twin.Core([(s.symbol, s.price_decimals, s.size_decimals) for s in Config().universe()])
+        self.core.restore(state)
 
 
 async def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -260,6 +269,153 @@ def test_a_node_joining_after_the_log_was_trimmed_is_unready_until_a_new_epoch(f
         assert {n.core.latest("BTC/USD") for n in (na, nb, nc)} == {(1, 1, 7.0, 1.0)}
         await r.aclose()
         for broker in (a, b, c):
+            await broker.stop()
+
+    run(scenario())
+
+
+def answers(node: RecordingNode) -> list[Any]:
+    """What clients can ask of a node's tick state: every symbol's latest tick, resume ring and
+    candles."""
+    out: list[Any] = [node.core.checkpoint()]
+    for name, _, _ in node.core.symbols():
+        out += [node.core.latest(name), node.core.ring_range(name)]
+        out += [node.core.backfill(name, interval, 0) for interval in ("1s", "1m", "5m", "1h")]
+    return out
+
+
+def test_a_node_joining_after_the_log_was_trimmed_loads_the_checkpoint_and_is_unready_until_caught_up(
+    fresh_redis: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import redis.asyncio as aioredis
+
+    from tickfan.brokers import redis as redis_broker
+
+    async def scenario() -> None:
+        (a, na), (b, nb) = await node_pair(fresh_redis.url)
+        r = aioredis.Redis.from_url(fresh_redis.url)
+        ts = 1_700_000_000_000
+        first = None
+        for round_ in range(3):  # three checkpoints: the log is trimmed behind the second
+            for i in range(40):
+                ts += 250
+                await (a if i % 2 else b).ingest([("BTC/USD", 100.0 + i, 1.0, ts), ("ETH/USD", 50.0 + round_, 0.5, ts)])
+            first = first or (await r.xrange("tf:log", count=1))[0][0]
+            assert await a.write_checkpoint() is True
+        assert await b.write_checkpoint() is False  # not newer than the stored one
+        assert (await r.xrange("tf:log", count=1))[0][0] != first  # the epoch's start is gone
+        for i in range(25):  # the tail after the last checkpoint
+            ts += 250
+            await a.ingest([("BTC/USD", 200.0 + i, 2.0, ts)])
+        # A node that starts now: the checkpoint, then the tail. Observed unready before its
+        # reader ran (no boot wait), ready once it applied the log up to where it was.
+        monkeypatch.setattr(redis_broker, "BOOT_WAIT_S", 0.0)
+        config = Config(broker=fresh_redis.url)
+        c, nc = RedisBroker(config), RecordingNode(config)
+        await c.start(nc)
+        assert c.readiness() == "catching up with the log" and c.checkpoint_loaded is not None
+        assert len(nc.restored) == 1 and nc.applied == []
+        await until(lambda: c.readiness() is None)
+        assert len(nc.applied) == 25  # only the tail was replayed
+        await until(lambda: answers(nc) == answers(na) == answers(nb))
+        assert nc.core.latest("BTC/USD") == (120 + 25, ts, 224.0, 2.0)
+        # ... and goes on with the cluster
+        await c.ingest([("ETH/USD", 60.0, 1.0, ts + 1)])
+        await until(lambda: answers(nc) == answers(na) == answers(nb))
+        assert nc.core.latest("ETH/USD")[0] == 121
+        await r.aclose()
+        for broker in (a, b, c):
+            await broker.stop()
+
+    run(scenario())
+
+
+def test_a_node_the_log_was_trimmed_past_loads_the_newer_checkpoint(fresh_redis: RedisServer) -> None:
+    import redis.asyncio as aioredis
+
+    async def scenario() -> None:
+        (a, na), (b, nb) = await node_pair(fresh_redis.url)
+        r = aioredis.Redis.from_url(fresh_redis.url)
+        ts = 1_700_000_000_000
+        for i in range(10):
+            ts += 1000
+            await a.ingest([("BTC/USD", 10.0 + i, 1.0, ts)])
+        await until(lambda: (nb.core.latest("BTC/USD") or (0,))[0] == 10)
+        reader = b._tasks[0]  # b's log reader stalls (a long GC pause, a partition of its own)
+        while not reader.done():  # redis-py may turn one cancellation of a blocked read into a timeout
+            reader.cancel()
+            await asyncio.sleep(0.05)
+        for _ in range(3):
+            for i in range(60):
+                ts += 1000
+                await a.ingest([("BTC/USD", 30.0 + i, 1.0, ts)])
+            assert await a.write_checkpoint() is True
+        assert (await r.xrange("tf:log", count=1))[0][0] != b"0-0" and b._log_id < _s((await r.xrange("tf:log", count=1))[0][0])
+        ts += 1000
+        await a.ingest([("BTC/USD", 99.0, 1.0, ts)])
+        # The reader goes on from b's position: the entry after it is gone, so b loads the
+        # newer checkpoint instead of diverging, and catches up.
+        b._tasks[0] = asyncio.create_task(b._read_loop())
+        await until(lambda: bool(nb.restored))
+        await until(lambda: b.readiness() is None and answers(nb) == answers(na))
+        assert b.diverged is None and nb.core.latest("BTC/USD") == (191, ts, 99.0, 1.0)
+        await r.aclose()
+        for broker in (a, b):
+            await broker.stop()
+
+    run(scenario())
+
+
+def test_each_log_entry_names_the_one_before_it(fresh_redis: RedisServer) -> None:
+    import redis.asyncio as aioredis
+
+    async def scenario() -> None:
+        (a, na), (b, nb) = await node_pair(fresh_redis.url)
+        r = aioredis.Redis.from_url(fresh_redis.url)
+        ts = 1_700_000_000_000
+        for i in range(2):
+            await a.ingest([("BTC/USD", 1.0 + i, 1.0, ts + i)])
+        # An epoch begun before entries carried p (tf:meta has no top): the next entry has none,
+        # the one after names it; the nodes go on undisturbed.
+        await r.hdel("tf:meta", "top")
+        for i in range(2, 4):
+            await b.ingest([("BTC/USD", 1.0 + i, 1.0, ts + i)])
+        entries = await r.xrange("tf:log")
+        ids = [entry_id for entry_id, _ in entries]
+        assert [fields.get(b"p") for _, fields in entries] == [b"0-0", ids[0], None, ids[2]]
+        await until(lambda: all((n.core.latest("BTC/USD") or (0,))[0] == 4 for n in (na, nb)))
+        assert a.readiness() is None and b.readiness() is None
+        await r.aclose()
+        for broker in (a, b):
+            await broker.stop()
+
+    run(scenario())
+
+
+def test_an_ingest_applied_after_its_deadline_is_confirmed_by_the_retry_not_doubled(fresh_redis: RedisServer) -> None:
+    """The call's deadline passes after Redis applied it (the node's loop was late): the broker
+    sends the same call again, which answers ``dup``, so the publisher gets its 2xx and the
+    batch is in the log once."""
+
+    async def scenario() -> None:
+        (a, na), (b, nb) = await node_pair(fresh_redis.url)
+        real = a.store._call
+        late: list[str] = []
+
+        async def applied_then_late(name: str, keys: Any, args: Any) -> Any:
+            result = await real(name, keys, args)
+            if name == "ingest" and not late:
+                late.append(_s(result[0]))
+                raise BrokerUnavailable("Redis did not answer: TimeoutError")
+            return result
+
+        a.store._call = applied_then_late  # type: ignore[method-assign]
+        assert await a.ingest([("SOL/USD", 98.5, 1.0, 1_700_000_000_000)]) == 1
+        assert late == ["ok"] and a.unavailable == 0
+        assert await b.ingest([("SOL/USD", 98.6, 1.0, 1_700_000_000_001)]) == 1
+        await until(lambda: any(t[1] == 98.6 for t in nb.applied))  # the log is ordered: a double comes first
+        assert [t[1] for t in nb.applied] == [98.5, 98.6]
+        for broker in (a, b):
             await broker.stop()
 
     run(scenario())

@@ -15,7 +15,7 @@ METHODS = {
     "symbols", "ingest", "latest", "is_high_frequency", "connect", "disconnect", "subscribe",
     "unsubscribe", "subscriptions", "push", "drain", "queued", "take_ready", "take_overflowed",
     "flush", "next_deadline_ms", "stats", "backfill", "recent_candles", "add_alert",
-    "remove_alert", "take_fired", "ring_range", "resume",
+    "remove_alert", "take_fired", "ring_range", "resume", "checkpoint", "restore",
 }
 
 

@@ -131,7 +131,7 @@ WEIGHTED_OPS = [
     ),
     st.tuples(st.just("remove_alert"), st.integers(0, 5)),
     st.sampled_from(
-        [("take_ready",), ("take_overflowed",), ("take_fired",), ("stats",), ("next_deadline",)]
+        [("take_ready",), ("take_overflowed",), ("take_fired",), ("stats",), ("next_deadline",), ("checkpoint",)]
     ),
     st.tuples(st.sampled_from(["queued", "subscriptions"]), conn_id),
     st.tuples(st.sampled_from(["latest", "is_hf", "ring_range"]), symbol_index),

@@ -1,7 +1,8 @@
 """Fixtures of the end-to-end suite (the harness is ``tickfan_e2e.py``). Every fixture runs once
 per backend of :data:`BACKENDS`: each core on the memory broker, and the Rust core on the Redis
-broker (a private redis-server, ``tests/redis_server.py``), so the suites of every channel and
-route run against both brokers without running everything three times.
+broker as two worker processes (``--workers 2``, a private redis-server,
+``tests/redis_server.py``), so the suites of every channel and route run against both brokers,
+and against a server of two nodes, without running everything four times.
 
 - ``server``: one process per backend for the whole session (``--feed none``), and one more
   serving ``/ws/market-data`` on the Rust core's fast lane (``rust-fast``), with a short auth
@@ -20,7 +21,6 @@ route run against both brokers without running everything three times.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -29,12 +29,10 @@ import pytest
 from redis_server import RedisServer
 from tickfan_e2e import Server, write_universe
 
-BACKENDS = [("python", "memory"), ("rust", "memory"), ("rust", "redis")]
-"""(core, broker) pairs every fixture runs over."""
-IDS = ["python", "rust", "rust-redis"]
-if os.environ.get("TICKFAN_E2E_WORKERS2"):  # one-off runs: the Redis backend as 2 workers
-    BACKENDS.append(("rust", "redis-w2"))
-    IDS.append("rust-redis-w2")
+BACKENDS = [("python", "memory"), ("rust", "memory"), ("rust", "redis-w2")]
+"""(core, broker) pairs every fixture runs over. The Redis backend is ``--workers 2`` (two nodes
+on one port): the cluster suite (test_cluster_e2e.py) covers single-process nodes on one Redis."""
+IDS = ["python", "rust", "rust-redis-w2"]
 _DB = {"server": 1, "sim_server": 2, "plain_server": 3}
 SERVERS = [(core, broker, "granian") for core, broker in BACKENDS] + [("rust", "memory", "fast")]
 """The ``server`` fixture's: every backend on Granian, and the Rust core's fast lane
@@ -115,12 +113,18 @@ def fresh_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cal
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Deselect (not skip) the Redis-backend cases of ``memory_broker_only`` tests."""
+    """Deselect (not skip) the Redis-backend cases of ``memory_broker_only`` tests and the
+    multi-worker cases of ``single_process`` tests."""
     keep, drop = [], []
     for item in items:
         callspec = getattr(item, "callspec", None)
-        on_redis = callspec is not None and any("redis" in str(v) for v in callspec.params.values())
-        (drop if on_redis and item.get_closest_marker("memory_broker_only") else keep).append(item)
+        params = [str(v) for v in callspec.params.values()] if callspec is not None else []
+        on_redis = any("redis" in v for v in params)
+        on_workers = any("redis-w2" in v for v in params)
+        excluded = (on_redis and item.get_closest_marker("memory_broker_only")) or (
+            on_workers and item.get_closest_marker("single_process")
+        )
+        (drop if excluded else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,25 +16,13 @@ import httpx
 import pytest
 import redis
 
+from broker_nodes import cluster, cluster_node  # noqa: F401 - the fixture
 from redis_server import RedisServer
 from tickfan_e2e import Client, Server, barrier, bearer, next_ts, recv_json, recv_until, run, users
 
 pytestmark = pytest.mark.e2e
 
 SYMBOLS = ["BTC/USD", "ETH/USD", "SOL/USD"]
-
-
-def node(data_dir: Path, core: str, redis_url: str, *extra: str) -> Server:
-    return Server(core, data_dir, "--feed", "none", "--broker", redis_url, "--log-level", "warning", *extra)
-
-
-@pytest.fixture
-def cluster(fresh_redis: RedisServer, tmp_path: Path) -> Iterator[tuple[Server, Server]]:
-    a = node(tmp_path / "a", "rust", fresh_redis.url).start()
-    b = node(tmp_path / "b", "python", fresh_redis.url).start()
-    yield a, b
-    a.stop()
-    b.stop()
 
 
 async def subscribe(srv: Server, symbols: list[str], mode: str = "tick") -> tuple[Any, dict[str, Any]]:
@@ -198,3 +185,91 @@ def test_idempotency_key_across_nodes(cluster: tuple[Server, Server]) -> None:
         assert snapshot["type"] == "market_data" and snapshot["seq"] == 2 and snapshot["price"] == 71.5
 
     run(scenario())
+
+
+def test_a_node_joining_after_the_log_was_trimmed_answers_as_the_others(fresh_redis: RedisServer, tmp_path: Path) -> None:
+    """Checkpoints: the lease holder writes one every 0.2 s and the log is trimmed behind the
+    previous one, so a node started later cannot replay the log from the epoch's start: it
+    loads the checkpoint, replays the tail, and only then reports ready, with the same candles,
+    backfill, snapshots and seqs as the nodes that were there from the start."""
+    every = ("--checkpoint-interval-s", "0.2")
+    a = cluster_node(tmp_path / "a", "rust", fresh_redis.url, *every).start()
+    b = cluster_node(tmp_path / "b", "python", fresh_redis.url, *every).start()
+    client = redis.Redis.from_url(fresh_redis.url)
+    nodes = [a, b]
+    try:
+
+        async def scenario() -> None:
+            async with Client(a) as ca, Client(b) as cb:
+                first = None
+                sent = {s: 0 for s in SYMBOLS}
+                i = 0
+                # Publish until the log has been trimmed past its first entry (checkpoints are
+                # written meanwhile), then a few more batches: the tail after the last checkpoint.
+                while first is None or client.xrange("tf:log", count=1)[0][0] == first or i % 50:
+                    batch = [{"symbol": SYMBOLS[j % 3], "price": round(100 + (i * 7 + j) % 50 + j / 100, 2),
+                              "size": 1.0 + j, "ts": next_ts()} for j in range(5)]
+                    r = await (ca if i % 2 == 0 else cb).publish_ticks(batch)
+                    assert r.status_code == 202, r.text
+                    for tick in batch:
+                        sent[tick["symbol"]] += 1
+                    first = first or client.xrange("tf:log", count=1)[0][0]
+                    i += 1
+                    assert i < 20_000, "the log was never trimmed"
+                assert client.xlen("tf:log") < i and client.hget("tf:meta", "ckpt") is not None
+                # A and B at the log's end: the same answers (B applies A's last entry a moment later)
+                await until_equal(lambda: answers(a), lambda: answers(b))
+
+            c = cluster_node(tmp_path / "c", "rust", fresh_redis.url, *every).start()  # returns once /readyz is 200
+            nodes.append(c)
+            # Ready means caught up: no waiting here, C answers as A at once.
+            assert await answers(c) == await answers(a)
+            assert c.metric("tickfan_broker_entries_applied_total") < i  # the tail, not the whole log
+            snapshots = []
+            for srv in (a, c):
+                ws, _ = await subscribe(srv, SYMBOLS)
+                snapshots.append([json.loads(t) for t in await raw_frames(ws, 3)])
+                await ws.close()
+            assert snapshots[0] == snapshots[1]
+            assert {f["symbol"]: f["seq"] for f in snapshots[0]} == sent
+            # ... and goes on with the cluster: a tick through C has the next seq everywhere.
+            sockets = [(await subscribe(srv, ["BTC/USD"]))[0] for srv in (a, b, c)]
+            async with Client(c) as cc:
+                r = await cc.publish_ticks([{"symbol": "BTC/USD", "price": 1234.5, "size": 1.0, "ts": next_ts()}])
+                assert r.status_code == 202, r.text
+            for ws in sockets:
+                message, _ = await recv_until(ws, lambda m: m["type"] == "market_data" and m["price"] == 1234.5)
+                assert message["seq"] == sent["BTC/USD"] + 1
+
+        run(scenario(), timeout=180)
+    finally:
+        for srv in nodes:
+            srv.stop()
+        client.close()
+
+
+async def answers(srv: Server) -> list[bytes | dict[str, Any]]:
+    """Candles of every symbol and interval over HTTP, and a backfill over a socket."""
+    out: list[bytes | dict[str, Any]] = []
+    async with httpx.AsyncClient(timeout=10) as http:
+        for symbol in SYMBOLS:
+            for interval in ("1s", "1m", "1h"):
+                r = await http.get(srv.http + "/api/candles", params={"symbol": symbol, "interval": interval}, headers=bearer("alice"))
+                assert r.status_code == 200, r.text
+                out.append(r.content)
+    ws = await srv.authed("alice")
+    await ws.send(json.dumps({"type": "backfill_request", "symbols": SYMBOLS, "interval": "1s", "since": 0}))
+    fills = []
+    while len(fills) < len(SYMBOLS):
+        message, _ = await recv_until(ws, lambda m: m["type"] == "backfill")
+        fills.append(message)
+    await ws.close()
+    return out + sorted(fills, key=lambda m: m["symbol"])
+
+
+async def until_equal(left: Any, right: Any, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (x := await left()) != (y := await right()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never equal: {x!r:.300} != {y!r:.300}")
+        await asyncio.sleep(0.05)

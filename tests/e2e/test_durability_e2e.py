@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tickfan_e2e import Client, Server, barrier, bearer, now_ms, recv_json, users
+from tickfan_e2e import Client, Server, barrier, bearer, now_ms, recv_json, users, wait_metric
 
 pytestmark = pytest.mark.e2e
 
@@ -147,3 +147,66 @@ def test_idempotency_key_applies_a_retried_batch_once(plain_server: Server) -> N
         await ws.close()
 
     asyncio.run(scenario())
+
+
+def test_tick_state_across_a_restart(fresh_server: Callable[..., Server]) -> None:
+    """Memory broker: a restart is a new epoch, seq starts again at 1 and candles afresh. Redis
+    broker (two workers): the whole server restarted keeps the epoch, the seqs, the snapshots
+    and the candles; its nodes load the checkpoint and replay the log after it."""
+    srv = fresh_server("--checkpoint-interval-s", "0.2")
+    on_redis = srv.broker != "memory"
+    symbols = ["BTC/USD", "ETH/USD"]
+    ts0 = now_ms() - 600_000  # ten minutes of history: several 1m candles
+
+    def publish(first: int, count: int) -> None:
+        ticks = [{"symbol": symbols[i % 2], "price": round(100 + (i * 13) % 40 + 0.25, 2), "size": 1.0 + i % 3,
+                  "ts": ts0 + i * 1000} for i in range(first, first + count)]
+        r = srv.publish(ticks)
+        assert r.status_code == 202, r.text
+
+    async def subscribed() -> tuple[str, dict[str, int]]:
+        """The epoch and the snapshot seq of each symbol, as a new subscriber sees them."""
+        ws = await srv.authed("alice")
+        await ws.send(json.dumps({"type": "subscribe", "symbols": symbols, "mode": "tick"}))
+        messages = await barrier(ws)
+        await ws.close()
+        assert messages[0]["type"] == "subscribed"
+        return messages[0]["epoch"], {m["symbol"]: m["seq"] for m in messages[1:] if m["type"] == "market_data"}
+
+    def candles() -> list[bytes]:
+        """Every symbol's 1s and 1m candles, once ten answers in a row agree (two workers: each
+        request reaches either, and the one that did not ingest applies a moment later)."""
+        seen: list[list[bytes]] = []
+        deadline = now_ms() + 20_000
+        while len(seen) < 10 or any(x != seen[-1] for x in seen[-10:]):
+            assert now_ms() < deadline, "the answers never settled"
+            answer = []
+            for symbol in symbols:
+                for interval in ("1s", "1m"):
+                    r = httpx.get(srv.http + "/api/candles", params={"symbol": symbol, "interval": interval, "limit": 1000},
+                                  headers=bearer("alice"), timeout=10)
+                    assert r.status_code == 200, r.text
+                    answer.append(r.content)
+            seen.append(answer)
+        return seen[-1]
+
+    publish(0, 300)
+    if on_redis:  # a checkpoint, then a tail of the log after it
+        asyncio.run(wait_metric(srv, "tickfan_broker_checkpoints_written_total", lambda v: v >= 1))
+    publish(300, 100)
+    before = candles()
+    epoch, seqs = asyncio.run(subscribed())
+    assert seqs == {"BTC/USD": 200, "ETH/USD": 200}
+    assert all(json.loads(c)["candles"] for c in before)
+    srv.restart()
+    after_epoch, after_seqs = asyncio.run(subscribed())
+    if on_redis:
+        assert after_epoch == epoch and after_seqs == seqs
+        assert candles() == before
+        publish(400, 2)
+        deadline = now_ms() + 10_000  # the seqs go on (on either worker, once it applied the batch)
+        while (latest := asyncio.run(subscribed())[1]) != {"BTC/USD": 201, "ETH/USD": 201}:
+            assert now_ms() < deadline and latest == seqs, latest
+    else:
+        assert after_epoch != epoch and after_seqs == {}
+        assert all(json.loads(c)["candles"] == [] for c in candles())

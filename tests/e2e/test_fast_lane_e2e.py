@@ -326,6 +326,37 @@ def test_every_worker_serves_the_fast_port_and_every_lane_client_gets_every_tick
         srv.stop()
 
 
+def test_after_a_new_epoch_the_fast_lane_serves_the_new_core(tmp_path: Path, fresh_redis: RedisServer) -> None:
+    """Redis restarted empty: the hub replaces its core; lane sockets are closed 1012, and a lane
+    client that resubscribes gets the new epoch's ticks (its writer drains the new core)."""
+    srv = Server("rust", tmp_path, "--feed", "none", "--broker", fresh_redis.url, "--log-level", "warning",
+                 transport="fast").start()  # fmt: skip
+
+    async def subscribed(ws: ClientConnection) -> dict[str, Any]:
+        await ws.send(json.dumps({"type": "subscribe", "symbols": ["BTC/USD"], "mode": "tick"}))
+        return (await recv_until(ws, lambda m: m["type"] == "subscribed"))[0]
+
+    async def scenario() -> None:
+        ws = await srv.authed("alice")
+        old = await subscribed(ws)
+        assert (await srv.apublish([{"symbol": "BTC/USD", "price": 10.0, "size": 1.0, "ts": now_ms()}])).status_code == 202
+        assert (await recv_until(ws, lambda m: m["type"] == "market_data"))[0]["seq"] == 1
+        fresh_redis.restart_empty()
+        assert (await expect_close(ws, timeout=15))[0] == 1012
+        ws = await srv.authed("alice")
+        new = await subscribed(ws)
+        assert new["epoch"] != old["epoch"]
+        assert (await srv.apublish([{"symbol": "BTC/USD", "price": 11.0, "size": 1.0, "ts": 5}])).status_code == 202
+        tick = (await recv_until(ws, lambda m: m["type"] == "market_data"))[0]
+        assert (tick["seq"], tick["price"]) == (1, 11.0)
+        await ws.close()
+
+    try:
+        run(scenario(), timeout=90)
+    finally:
+        srv.stop()
+
+
 def test_the_performance_channel_reports_the_fast_lane_by_transport(tmp_path: Path) -> None:
     srv = Server(
         "rust", tmp_path, "--feed", "none", "--symbols", str(write_universe(tmp_path / "symbols.json")),

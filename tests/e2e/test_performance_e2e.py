@@ -47,6 +47,7 @@ def test_first_metrics_right_after_auth_with_every_field(plain_server: Server) -
     asyncio.run(scenario())
 
 
+@pytest.mark.single_process  # the figures are the process's own; with 2 workers the sockets may be on the other
 def test_rates_latency_and_connections_are_measured(plain_server: Server) -> None:
     """Publish at a steady rate to a tick-mode subscriber; the server's figures must match."""
 
@@ -155,6 +156,7 @@ def test_set_interval_and_ping(plain_server: Server) -> None:
     asyncio.run(scenario())
 
 
+@pytest.mark.single_process  # the figures are the process's own; with 2 workers the sockets may be on the other
 def test_drops_and_slow_consumer_disconnects_are_counted(fresh_server: Callable[..., Server]) -> None:
     # Grace 0: the first tick that does not fit closes at once (the rule without a grace).
     server = fresh_server(env={"TICKFAN_MAX_QUEUE_FRAMES": "20", "TICKFAN_SLOW_CONSUMER_GRACE_MS": "0"})

@@ -26,7 +26,9 @@ import pytest
 
 from tickfan_e2e import OVER_SYMBOL, TEST_SYMBOLS, Server, now_ms, recv_json, recv_until, run
 
-pytestmark = pytest.mark.e2e
+# Memory broker only: the fill is detected from /metrics, which shows one worker of a
+# multi-worker server, not necessarily the reader's.
+pytestmark = [pytest.mark.e2e, pytest.mark.memory_broker_only]
 
 SYMBOL = TEST_SYMBOLS[2]
 HIGH_WATER = 1000  # the server's default --high-water-frames
@@ -97,21 +99,21 @@ def test_a_steady_slow_reader_is_degraded_by_queue_age_and_recovers_with_a_gap(s
             # the queue, never degraded), one burst at a time, until the bytes written stop
             # following the bytes offered: the writer is blocked from then on.
             deadline = time.monotonic() + 120
+            # Behind after two bursts in a row: one can be a scheduling hiccup.
             written = await asyncio.to_thread(bytes_written, server)
-            while True:
+            behind = 0
+            while behind < 2:
                 assert time.monotonic() < deadline, "the server's writer never fell behind"
                 await filler_burst()
                 await asyncio.sleep(0.05)
                 now_written = await asyncio.to_thread(bytes_written, server)
-                behind = now_written - written < FILL_BYTES / 2
+                behind = behind + 1 if now_written - written < FILL_BYTES / 2 else 0
                 written = now_written
-                if behind:
-                    break
             offered = 0
             # 2. Steady: ~150 ticks/s against ~100 read for 1.5 s (the age rule needs 0.5 s).
-            # Bound on the queue's frames: two filler frames (the last burst and one not yet
-            # written) plus this phase's ticks.
-            bound = 2
+            # Bound on the queue's frames: three filler frames (the last two bursts and one not
+            # yet written) plus this phase's ticks.
+            bound = 3
             t_end = time.monotonic() + 1.5
             while time.monotonic() < t_end:
                 await publish(3)

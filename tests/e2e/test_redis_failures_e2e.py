@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from broker_nodes import cluster  # noqa: F401 - the fixture
 from redis_server import RedisServer
 from tickfan_e2e import Server, barrier, bearer, expect_close, next_ts, recv_json, recv_until, run
 
@@ -25,19 +24,6 @@ pytestmark = pytest.mark.e2e
 
 SYMBOL = "BTC/USD"
 PUBLISH = bearer("service-backend", publish=True)
-
-
-def node(data_dir: Path, core: str, redis_url: str) -> Server:
-    return Server(core, data_dir, "--feed", "none", "--broker", redis_url, "--log-level", "warning")
-
-
-@pytest.fixture
-def cluster(fresh_redis: RedisServer, tmp_path: Path) -> Iterator[tuple[Server, Server]]:
-    a = node(tmp_path / "a", "rust", fresh_redis.url).start()
-    b = node(tmp_path / "b", "python", fresh_redis.url).start()
-    yield a, b
-    a.stop()
-    b.stop()
 
 
 async def subscribe(srv: Server, symbols: list[str]) -> Any:

@@ -61,7 +61,8 @@ def test_a_sustained_flooder_is_closed_1008_and_a_healthy_client_is_unaffected(f
     assert [e["code"] for e in errors] == ["rate_limited", "rate_limited"]
     assert seen[-1] == errors[-1] and "closed" in str(errors[-1]["error"])
     assert sent > 100 and len([m for m in seen if m["type"] == "pong"]) < sent
-    assert server.metric("tickfan_rate_limit_closes_total") == 1
+    if server.broker != "redis-w2":  # per worker: /metrics may come from the other one
+        assert server.metric("tickfan_rate_limit_closes_total") == 1
 
 
 def _small_buffer_socket(port: int) -> socket.socket:
@@ -105,9 +106,11 @@ def test_a_client_that_stops_reading_gets_slow_consumer_and_1013_when_it_reads_a
     assert seen[0]["type"] == "auth_success"
     assert seen[-1]["type"] == "error" and seen[-1]["code"] == "slow_consumer"
     assert all(m["type"] == "backfill" for m in seen[1:-1]) and len(seen) - 2 < 36  # the backlog was dropped
-    assert server.metric("tickfan_slow_consumers_disconnected_total") == 1
+    if server.broker != "redis-w2":  # per worker: /metrics may come from the other one
+        assert server.metric("tickfan_slow_consumers_disconnected_total") == 1
 
 
+@pytest.mark.single_process  # the limit is per worker process (docs/protocol.md)
 def test_unauthenticated_sockets_are_limited_per_address(fresh_server: Callable[..., Server]) -> None:
     server = fresh_server("--max-unauthenticated-per-peer", "3", "--auth-timeout-ms", "30000")
 

@@ -66,6 +66,12 @@ class Node(Protocol):
     def new_epoch(self, epoch: str) -> None:
         """The broker's tick state was lost: seq restarts; market-data sockets must resubscribe."""
 
+    def checkpoint(self) -> Any:
+        """The core's tick state at this node's position (``Core.checkpoint``)."""
+
+    def restore(self, state: Any) -> None:
+        """Replace the core with one loaded from a ``checkpoint`` (sockets must resubscribe)."""
+
 
 class Broker(abc.ABC):
     """Ticks, per-user events and per-user state of a deployment (see module doc)."""

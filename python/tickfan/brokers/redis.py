@@ -4,10 +4,14 @@ Redis 7 primary with AOF (docs/architecture.md, "Cluster data flow").
 Keys (one primary, no Cluster: the scripts touch user keys they are not given):
 
 * ``tf:log``: the ordered tick log, one entry per ingested batch ``{e: epoch, t: ticks JSON,
-  q: "SYM=last seq;...", o: ingesting node}``, written only by ``lua/ingest.lua`` and trimmed by time
-  (``MINID ~``, ``--log-retention-s``);
-* ``tf:meta`` (``epoch``), ``tf:seq`` and ``tf:lastts`` (per symbol), ``tf:config`` (the
-  config hash every node must match), ``tf:lease`` (who runs the simulated feed);
+  q: "SYM=last seq;...", o: ingesting node, p: the previous entry's id}``, written only by
+  ``lua/ingest.lua``; trimmed behind the previous checkpoint (``lua/checkpoint.lua``), or by time
+  (``MINID ~``, ``--log-retention-s``) when checkpoints are off;
+* ``tf:ckpt``: the checkpoint ``{e: epoch, p: log id, s: every traded symbol's tick state
+  (Core.checkpoint, msgpack)}``, written every ``--checkpoint-interval-s`` by the lease holder;
+* ``tf:meta`` (``epoch``; ``top``, the last entry's id; ``ckpt``, the checkpoint's), ``tf:seq``
+  and ``tf:lastts`` (per symbol), ``tf:config`` (the config hash every node must match),
+  ``tf:lease`` (who runs the simulated feed and writes checkpoints);
 * ``tf:events``: per-user events ``{k: n|b, u: user, ...}`` (notifications, bot states),
   capped at :data:`EVENTS_MAX`;
 * per user ``tf:u:{U}:*`` and per alert ``tf:alert:N``, ``tf:al:{SYM}:above|below`` (see the
@@ -17,6 +21,11 @@ Each node runs one reader (its own connection, no retries): ``XREAD BLOCK`` over
 ``tf:events``. Every node, the ingesting one included, applies ticks only from the log, so its
 core's state is a function of its log position. On a connection error the reader backs off and
 resumes from the last id it applied: nothing acknowledged is lost or applied twice.
+
+A node starts from the checkpoint (``Hub.restore``) and reads the log after its position. An
+entry whose ``p`` is not the id the node applied last means the log was trimmed past the node
+(it joined or lagged too long): it loads the newer checkpoint (sockets closed with 1012, as the
+core is replaced) and reads on from there, unready until it has caught up.
 """
 
 from __future__ import annotations
@@ -67,6 +76,7 @@ SEQ = "tf:seq"
 LASTTS = "tf:lastts"
 CONFIG = "tf:config"
 LEASE = "tf:lease"
+CKPT = "tf:ckpt"
 EPOCH_KEYS = [META, SEQ, LASTTS, LOG]
 
 EVENTS_MAX = 100_000
@@ -75,6 +85,8 @@ IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
 """How long a client's ``Idempotency-Key`` is remembered."""
 INTERNAL_KEY_TTL_MS = 60_000
 """The key every batch without one gets, so a command retried after a timeout applies once."""
+INGEST_ATTEMPTS = 2
+"""An ingest whose call failed is sent once more with the same key before the 503."""
 CALL_TIMEOUT_S = 1.0
 """Deadline of one broker call (ingest, a write): then ``BrokerUnavailable`` (HTTP 503)."""
 READ_BLOCK_MS = 1000
@@ -85,6 +97,12 @@ PING_TIMEOUT_S = 0.5
 LEASE_MS = 3000
 BOOT_WAIT_S = 5.0
 _MAX_TS = 2**53 - 1
+_CHECKPOINT = list[tuple[str, int, int, list[tuple[int, int, int]], list[tuple[int, list[tuple[int, int, int, int, int, int]]]]]]
+"""``Core.checkpoint`` as ``tf:ckpt`` holds it (msgpack decodes it back to these tuples)."""
+
+
+class _LogGap(Exception):
+    """The log no longer holds the entry after this node's position (trimmed behind a checkpoint)."""
 
 
 def _script(name: str) -> str:
@@ -236,7 +254,7 @@ class RedisStore(Store):
 
     async def open(self) -> None:
         self.redis = _client(self.url, self._timeout, retries=1)
-        for name in ("ingest", "epoch", "notification", "bot", "alert_add", "alert_delete", "alert_fire", "lease"):
+        for name in ("ingest", "epoch", "notification", "bot", "alert_add", "alert_delete", "alert_fire", "lease", "checkpoint"):
             self._scripts[name] = self.redis.register_script(_script(name + ".lua"))
 
     async def close(self) -> None:
@@ -385,6 +403,10 @@ class RedisBroker(Broker):
         self.is_leader = False
         self.entries_applied = 0
         self.apply_delay_s = 0.0
+        self.checkpoints_written = 0
+        self.checkpoint_loaded: str | None = None
+        """The log id of the last checkpoint this node loaded (None: it replayed from the start)."""
+        self._checkpoint_written_at = 0.0
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -401,6 +423,8 @@ class RedisBroker(Broker):
             "entries_applied": self.entries_applied,
             "apply_delay_s": self.apply_delay_s,
             "leader": float(self.is_leader),
+            "checkpoints_written": self.checkpoints_written,
+            "checkpoint_age_s": time.time() - self._checkpoint_written_at if self._checkpoint_written_at else 0.0,
         }
 
     async def start(self, node: Node) -> None:
@@ -420,6 +444,7 @@ class RedisBroker(Broker):
                 self._epoch = _s(await self.store._scripts["epoch"](keys=EPOCH_KEYS, args=[secrets.token_hex(8)]))
                 top = await r.xrevrange(LOG, "+", "-", count=1)
                 self._boot_target = _id(top[0][0]) if top else (0, 0)
+                await self._load_checkpoint(r)
                 top_events = await r.xrevrange(EVENTS, "+", "-", count=1)
                 self._events_id = _s(top_events[0][0]) if top_events else "0-0"
         except (RedisError, TimeoutError, OSError) as exc:
@@ -430,8 +455,11 @@ class RedisBroker(Broker):
             asyncio.create_task(self._read_loop(), name="tickfan-redis-reader"),
             asyncio.create_task(self._ping_loop(), name="tickfan-redis-ping"),
         ]
-        _log.info("redis broker %s: node %s, epoch %s, replaying the log up to %s", safe_url(self.url), self.node_id,
-                  self._epoch, "%d-%d" % self._boot_target)
+        if self.config.checkpoint_interval_s > 0:
+            self._tasks.append(asyncio.create_task(self._checkpoint_loop(), name="tickfan-redis-checkpoint"))
+        _log.info("redis broker %s: node %s, epoch %s, from %s, replaying the log up to %s", safe_url(self.url),
+                  self.node_id, self._epoch, f"the checkpoint at {self._log_id}" if self.checkpoint_loaded else "the start",
+                  "%d-%d" % self._boot_target)
         # Catch up before serving when the log is short; a long replay goes on in the
         # background, /readyz answering 503 until it is done.
         deadline = time.monotonic() + BOOT_WAIT_S
@@ -505,17 +533,21 @@ class RedisBroker(Broker):
             args += (name, ts, repr(price))
         key = f"tf:idem:{idempotency_key}" if idempotency_key else f"tf:idem:~{uuid.uuid4().hex}"
         ttl = IDEMPOTENCY_TTL_MS if idempotency_key else INTERNAL_KEY_TTL_MS
-        retention_ms = int(self.config.log_retention_s * 1000)
+        # With checkpoints the log is trimmed behind them (lua/checkpoint.lua), not by time.
+        retention_ms = int(self.config.log_retention_s * 1000) if self.config.checkpoint_interval_s == 0 else 0
         minid = max(1, now_ms() - retention_ms) if retention_ms else 0
-        try:
-            result = await self.store._call(
-                "ingest",
-                [META, SEQ, LASTTS, LOG, EVENTS, key],
-                [secrets.token_hex(8), ttl, minid, now_ms(), _encode_json(rows), EVENTS_MAX, self.node_id, len(rows), *args],
-            )
-        except BrokerUnavailable:
-            self.unavailable += 1
-            raise
+        keys = [META, SEQ, LASTTS, LOG, EVENTS, key]
+        argv = [secrets.token_hex(8), ttl, minid, now_ms(), _encode_json(rows), EVENTS_MAX, self.node_id, len(rows), *args]
+        for attempt in range(INGEST_ATTEMPTS):
+            try:
+                result = await self.store._call("ingest", keys, argv)
+                break
+            except BrokerUnavailable:
+                # A deadline can pass after Redis applied the call (this node's loop was late):
+                # the same call again answers ``dup`` if so, and applies it once if not.
+                if attempt + 1 == INGEST_ATTEMPTS:
+                    self.unavailable += 1
+                    raise
         status = _s(result[0])
         if status == "err":
             flat = result[1:]
@@ -582,18 +614,84 @@ class RedisBroker(Broker):
             self.unavailable += 1
             raise
 
-    # --- the lease (who runs the simulated feed) ---------------------------------------------
+    # --- the lease (who runs the simulated feed and writes checkpoints) -------------------------
 
     async def hold_lease(self) -> bool:
-        """Take or extend the feed lease (``LEASE_MS``); True while this node holds it."""
+        """Take or extend the lease (``LEASE_MS``); True while this node holds it."""
         try:
             held = bool(await self.store._call("lease", [LEASE], [self.node_id, LEASE_MS]))
         except BrokerUnavailable:
             held = False
         if held != self.is_leader:
-            _log.info("node %s %s the feed lease", self.node_id, "holds" if held else "lost")
+            _log.info("node %s %s the lease (simulated feed, checkpoints)", self.node_id, "holds" if held else "lost")
         self.is_leader = held
         return held
+
+    # --- checkpoints -----------------------------------------------------------------------------
+
+    async def _checkpoint_loop(self) -> None:
+        """Hold the lease (it also elects the simulated feed's node) and, while held, write a
+        checkpoint every ``--checkpoint-interval-s``."""
+        every = self.config.checkpoint_interval_s
+        last = time.monotonic()
+        while not self._stopping:
+            await asyncio.sleep(min(every, LEASE_MS / 3000))
+            try:
+                if await self.hold_lease() and time.monotonic() - last >= every:
+                    last = time.monotonic()
+                    await self.write_checkpoint()
+            except Exception:  # noqa: BLE001 - the next round tries again
+                _log.exception("checkpoint")
+
+    async def write_checkpoint(self) -> bool:
+        """Store this node's tick state at its log position as the cluster's checkpoint, unless
+        the stored one is as new, and trim the log behind the previous one. False if not written
+        (not caught up, diverged, nothing applied, an older position, or Redis away)."""
+        node = self._node
+        if node is None or not self.caught_up or self.diverged or self._log_id == "0-0":
+            return False
+        position, epoch = self._log_id, self._epoch
+        blob = msgspec.msgpack.encode(node.checkpoint())  # the state at `position`: nothing awaited since
+        try:
+            written = bool(await self.store._call("checkpoint", [META, CKPT, LOG], [epoch, position, blob]))
+        except BrokerUnavailable:
+            return False
+        if written:
+            self.checkpoints_written += 1
+            self._checkpoint_written_at = time.time()
+        return written
+
+    async def _load_checkpoint(self, r: aioredis.Redis) -> bool:
+        """Load the stored checkpoint into the node if it is of this epoch and ahead of the
+        node's position; the reader then reads the log after it."""
+        epoch, position, blob = await r.hmget(CKPT, ["e", "p", "s"])
+        if epoch is None or position is None or blob is None or _s(epoch) != self._epoch:
+            return False
+        if _id(position) <= _id(self._log_id):
+            return False
+        state = msgspec.msgpack.decode(blob, type=_CHECKPOINT)
+        assert self._node is not None
+        self._node.restore(state)
+        self._log_id = _s(position)
+        self._applied = {name: seq for name, seq, *_ in state}
+        self.diverged = None
+        self.checkpoint_loaded = self._log_id
+        return True
+
+    async def _rebootstrap(self, client: aioredis.Redis, gap: _LogGap) -> None:
+        """The log was trimmed past this node's position: load the newer checkpoint (or stay
+        diverged if there is none) and catch up from it."""
+        top = await client.xrevrange(LOG, "+", "-", count=1)
+        if await self._load_checkpoint(client):
+            self.caught_up = False
+            self._boot_target = _id(top[0][0]) if top else (0, 0)
+            _log.warning("node %s: %s; loaded the checkpoint at %s", self.node_id, gap, self._log_id)
+        elif not self.diverged:
+            self.diverged = (
+                f"{gap} and no newer checkpoint exists (--checkpoint-interval-s 0 and "
+                "--log-retention-s trimmed it?): see docs/operations.md"
+            )
+            _log.error("node %s diverged from the cluster: %s", self.node_id, self.diverged)
 
     # --- the reader ----------------------------------------------------------------------------
 
@@ -611,11 +709,14 @@ class RedisBroker(Broker):
                 reply = await client.xread({LOG: self._log_id, EVENTS: self._events_id}, count=READ_COUNT, block=READ_BLOCK_MS)
                 self._reader_ok_at = time.monotonic()
                 backoff = 0.05
-                for stream, entries in reply or ():
-                    if _s(stream) == LOG:
-                        self._apply(entries)
-                    else:
-                        self._events(entries)
+                try:
+                    for stream, entries in reply or ():
+                        if _s(stream) == LOG:
+                            self._apply(entries)
+                        else:
+                            self._events(entries)
+                except _LogGap as gap:
+                    await self._rebootstrap(client, gap)
                 self._check_caught_up()
             except asyncio.CancelledError:
                 if client is not None:
@@ -652,6 +753,8 @@ class RedisBroker(Broker):
             epoch = _s(fields[b"e"])
             if epoch != self._epoch:
                 self._new_epoch(epoch)
+            elif not self.diverged and (previous := fields.get(b"p")) is not None and _s(previous) != self._log_id:
+                raise _LogGap(f"the log was trimmed past this node's position {self._log_id} (next entry {_s(entry_id)})")
             ticks = _decode_json(fields[b"t"])
             if not self.diverged:
                 try:
@@ -726,9 +829,9 @@ class RedisBroker(Broker):
             while not self._stopping:
                 try:
                     async with asyncio.timeout(PING_TIMEOUT_S):
-                        await client.ping()
-                        # Minted here when Redis lost its data (or tf:meta was deleted): the
-                        # nodes move to it without waiting for the next ingest.
+                        # One command is the health check: an answer proves Redis serves. An
+                        # epoch is minted here when Redis lost its data (or tf:meta was
+                        # deleted): the nodes move to it without waiting for the next ingest.
                         epoch = await self.store._scripts["epoch"](keys=EPOCH_KEYS, args=[secrets.token_hex(8)], client=client)
                     if not self._ping_ok:
                         _log.info("redis reachable again")

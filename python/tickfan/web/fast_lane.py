@@ -91,6 +91,7 @@ class FastLaneServer:
             config.shutdown_timeout_s,
         )
         self.hub.metrics.fast_lane = self.lane
+        self.hub.on_core(self.lane.use_core)
         loop = asyncio.get_running_loop()
         loop.add_reader(self.lane.fileno(), self._on_readable)
         self._task = asyncio.create_task(self._dispatch(), name="tickfan-fast-lane")

@@ -38,6 +38,14 @@ pub struct Candle {
     pub volume: f64,
 }
 
+/// One interval's candles in a checkpoint: bars are `(open_ms, open, high, low, close, volume)`
+/// in units.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CandleRing {
+    pub newest_evicted: Option<u64>,
+    pub bars: Vec<(u64, u64, u64, u64, u64, u128)>,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Bar {
     open_ms: u64,
@@ -98,6 +106,43 @@ impl Candles {
                     if r.bars.len() > r.cap {
                         r.newest_evicted = r.bars.pop_front().map(|b| b.open_ms);
                     }
+                }
+            }
+        }
+    }
+
+    /// Per interval: the newest evicted open time and the held bars in units, oldest first.
+    pub fn export(&self) -> Vec<CandleRing> {
+        self.rings
+            .iter()
+            .map(|r| CandleRing {
+                newest_evicted: r.newest_evicted,
+                bars: r
+                    .bars
+                    .iter()
+                    .map(|b| (b.open_ms, b.open, b.high, b.low, b.close, b.volume))
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// Replace every ring with an exported one (4 of them), cut to this ring's capacity (the
+    /// bars cut count as evicted).
+    pub fn load(&mut self, rings: Vec<CandleRing>) {
+        for (r, exported) in self.rings.iter_mut().zip(rings) {
+            r.newest_evicted = exported.newest_evicted;
+            r.bars.clear();
+            for (open_ms, open, high, low, close, volume) in exported.bars {
+                r.bars.push_back(Bar {
+                    open_ms,
+                    open,
+                    high,
+                    low,
+                    close,
+                    volume,
+                });
+                if r.bars.len() > r.cap {
+                    r.newest_evicted = r.bars.pop_front().map(|b| b.open_ms);
                 }
             }
         }

@@ -11,6 +11,7 @@
 mod alerts;
 mod batch;
 mod candles;
+mod checkpoint;
 mod core;
 mod error;
 mod fanout;
@@ -23,8 +24,10 @@ mod universe;
 
 pub use crate::core::{Config, Core, Stats};
 pub use candles::{
-    Candle, CandleView, Interval, DEFAULT_CAPACITY as DEFAULT_CANDLE_CAPACITY, INTERVALS,
+    Candle, CandleRing, CandleView, Interval, DEFAULT_CAPACITY as DEFAULT_CANDLE_CAPACITY,
+    INTERVALS,
 };
+pub use checkpoint::SymbolCheckpoint;
 pub use error::Error;
 pub use fanout::Mode;
 pub use frame::{format_units, format_units_signed, Frame};

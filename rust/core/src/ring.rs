@@ -37,6 +37,27 @@ impl Ring {
         }
     }
 
+    /// `(base, ticks)` for a checkpoint.
+    pub fn export(&self) -> (u64, Vec<(u64, u64, u64)>) {
+        (self.base, self.ticks.iter().copied().collect())
+    }
+
+    /// Hold `ticks` from seq `base` (non-empty), then evict by count and age as `push` does.
+    pub fn load(&mut self, base: u64, ticks: Vec<(u64, u64, u64)>, window_ms: u64, max: usize) {
+        self.base = base;
+        self.ticks = ticks.into();
+        let latest = self.ticks.back().map_or(0, |t| t.0);
+        while let Some(&(first_ts, _, _)) = self.ticks.front() {
+            if self.ticks.len() > max.max(1) || latest.saturating_sub(first_ts) >= window_ms.max(1)
+            {
+                self.ticks.pop_front();
+                self.base += 1;
+            } else {
+                break;
+            }
+        }
+    }
+
     /// `(first, last)` seq held, or None before the first tick.
     pub fn range(&self) -> Option<(u64, u64)> {
         (!self.ticks.is_empty()).then(|| (self.base, self.base + self.ticks.len() as u64 - 1))

@@ -498,3 +498,44 @@ fn without_degrade_after_ms_an_old_queue_stays_in_its_mode() {
     assert_eq!(c.subscriptions(a as i64).unwrap()[0].1.name(), "tick");
     assert_eq!(drain(&mut c, a).len(), 50);
 }
+
+#[test]
+fn a_restored_core_goes_on_as_the_one_that_applied_every_tick() {
+    let cfg = || Config {
+        resume_max_ticks: 3,
+        candle_capacity: vec![("1s".into(), 2)],
+        ..Config::default()
+    };
+    let first: Vec<_> = (0..10)
+        .map(|i| tick("BTC/USD", 100.0 + i as f64, 0.5, 1000 + i * 700))
+        .collect();
+    let rest: Vec<_> = (10..15)
+        .map(|i| tick("BTC/USD", 100.0 + i as f64, 0.5, 1000 + i * 700))
+        .collect();
+    let mut whole = core(cfg());
+    whole.ingest(&first, 0).unwrap();
+    let state = whole.checkpoint();
+    assert_eq!(state.len(), 1); // ETH/USD never traded
+    assert_eq!(
+        (state[0].seq, state[0].ring_base, state[0].ring.len()),
+        (10, 8, 3)
+    );
+    let mut restored = core(cfg());
+    restored.restore(state.clone()).unwrap();
+    assert_eq!(restored.checkpoint(), state);
+    assert!(matches!(
+        restored.restore(state),
+        Err(Error::InvalidArgument(_))
+    ));
+    let (a, b) = (whole.connect(), restored.connect());
+    whole
+        .subscribe(a as i64, &["BTC/USD"], "tick", None, 0)
+        .unwrap();
+    restored
+        .subscribe(b as i64, &["BTC/USD"], "tick", None, 0)
+        .unwrap();
+    whole.ingest(&rest, 0).unwrap();
+    restored.ingest(&rest, 0).unwrap();
+    assert_eq!(drain(&mut whole, a), drain(&mut restored, b));
+    assert_eq!(whole.checkpoint(), restored.checkpoint());
+}

@@ -7,7 +7,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
-use tickfan_core::{Config, Core, Num, RawTick, Resume, SymbolSpec, TickItem, Ts};
+use tickfan_core::{
+    CandleRing, Config, Core, Num, RawTick, Resume, SymbolCheckpoint, SymbolSpec, TickItem, Ts,
+};
+
+/// A candle of a checkpoint in units: `(open_ms, open, high, low, close, volume)`.
+type Bar = (u64, u64, u64, u64, u64, u128);
 
 use crate::candles::CandleCache;
 use crate::error::IntoPyResult;
@@ -310,6 +315,47 @@ impl PyCore {
     ) -> PyResult<Option<(u64, u64, f64, f64)>> {
         let latest = self.core().latest(&text(symbol)?).py_err(py)?;
         Ok(latest.map(|t| (t.seq, t.ts, t.price, t.size)))
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn checkpoint(&self) -> Vec<(String, u64, u64, Vec<(u64, u64, u64)>, Vec<(i64, Vec<Bar>)>)> {
+        self.core()
+            .checkpoint()
+            .into_iter()
+            .map(|cp| {
+                let candles = cp
+                    .candles
+                    .into_iter()
+                    .map(|r| (r.newest_evicted.map_or(-1, |v| v as i64), r.bars))
+                    .collect();
+                (cp.symbol, cp.seq, cp.ring_base, cp.ring, candles)
+            })
+            .collect()
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn restore(
+        &mut self,
+        py: Python<'_>,
+        state: Vec<(String, u64, u64, Vec<(u64, u64, u64)>, Vec<(i64, Vec<Bar>)>)>,
+    ) -> PyResult<()> {
+        let state = state
+            .into_iter()
+            .map(|(symbol, seq, ring_base, ring, candles)| SymbolCheckpoint {
+                symbol,
+                seq,
+                ring_base,
+                ring,
+                candles: candles
+                    .into_iter()
+                    .map(|(evicted, bars)| CandleRing {
+                        newest_evicted: u64::try_from(evicted).ok(),
+                        bars,
+                    })
+                    .collect(),
+            })
+            .collect();
+        self.core().restore(state).py_err(py)
     }
 
     fn is_high_frequency(&self, py: Python<'_>, symbol: &Bound<'_, PyAny>) -> PyResult<bool> {

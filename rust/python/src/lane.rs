@@ -15,7 +15,8 @@
 //! lock is held only to drain; a panic in a connection's reader or writer, or while handing an
 //! event to Python, is caught, counted, reported to Python (logged there) and closes that
 //! connection with 1011. Large frames go out in fragments of at most [`WRITE_CHUNK`] bytes, so
-//! tungstenite's output buffer (which never shrinks) stays that small.
+//! tungstenite's output buffer (which never shrinks) stays bounded by [`WRITE_BUFFER`] plus one
+//! fragment.
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
@@ -57,6 +58,11 @@ const READ_BUFFER: usize = 4096;
 /// section 5.4). tungstenite copies each frame into a per-connection output buffer whose
 /// capacity it never gives back, so this bounds that buffer instead of the largest frame seen.
 pub const WRITE_CHUNK: usize = 4096;
+/// tungstenite's write threshold: fed frames collect in its output buffer until they pass this
+/// many bytes or the burst's flush, so a burst of small frames is one write, not one per frame.
+/// The buffer's capacity is kept per connection, at most about twice this plus one
+/// [`WRITE_CHUNK`] frame (see docs/architecture.md, "Memory", for the measured choice).
+pub const WRITE_BUFFER: usize = 4096;
 /// Test-only fault injection: `where:marker` items separated by spaces, `where` one of `reader`
 /// (a message containing `marker` arrives), `writer` (a frame containing it is about to be
 /// written), `handoff` (a message containing it is handed to Python). Read once per lane.
@@ -237,7 +243,7 @@ pub fn ws_config(max_message_bytes: usize) -> WebSocketConfig {
     let limit = max_message_bytes.max(1) * 4 + 1024;
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BUFFER)
         .max_message_size(Some(limit))
         .max_frame_size(Some(limit))
 }
@@ -253,7 +259,8 @@ struct Stats {
 }
 
 struct Lane {
-    core: SharedCore,
+    /// The core the writers drain; the hub swaps it on a new epoch or a loaded checkpoint.
+    core: Mutex<SharedCore>,
     conns: Mutex<HashMap<u64, Arc<Conn>>>,
     events: Mutex<Vec<Event>>,
     /// Frames holding a Python `str` that the lane is done with: dropped by Python.
@@ -505,7 +512,8 @@ async fn write_loop(
             Step::Wait => conn.notify.notified().await,
             Step::Drain(conn_id) => {
                 let drained = catch_unwind(AssertUnwindSafe(|| {
-                    let mut core = lock(&lane.core);
+                    let shared = Arc::clone(&lane.core.lock().unwrap_or_else(|e| e.into_inner()));
+                    let mut core = lock(&shared);
                     let frames = core.drain_frames(conn_id, BURST_FRAMES).collect::<Vec<_>>();
                     // A degraded connection recovers below the low-water mark, as on Granian.
                     core.after_drain(conn_id);
@@ -676,7 +684,7 @@ impl FastLane {
         wake_tx.set_nonblocking(true)?;
         wake_rx.set_nonblocking(true)?;
         let lane = Arc::new(Lane {
-            core: core.borrow().shared(),
+            core: Mutex::new(core.borrow().shared()),
             conns: Mutex::new(HashMap::new()),
             events: Mutex::new(Vec::new()),
             graveyard: Mutex::new(Vec::new()),
@@ -799,6 +807,12 @@ impl FastLane {
             let in_hand = c.in_hand.load(Ordering::Acquire);
             (if in_hand == usize::MAX { 0 } else { in_hand }, c.written.load(Ordering::Relaxed))
         })
+    }
+
+    /// Drain `core` from now on (the hub replaced its core: a new epoch, a loaded checkpoint).
+    /// The sessions of the old core were closed with 1012; their ids are unknown to `core`.
+    fn use_core(&self, core: &Bound<'_, PyCore>) {
+        *self.lane.core.lock().unwrap_or_else(|e| e.into_inner()) = core.borrow().shared();
     }
 
     /// Counters: connections, frames, bytes, bursts, write_ns (time spent writing), panics.
@@ -939,7 +953,7 @@ mod memory_and_fault_tests {
     #[test]
     fn the_read_buffer_is_set_to_4_kib() {
         assert_eq!(ws_config(64 * 1024).read_buffer_size, 4096);
-        assert_eq!(ws_config(64 * 1024).write_buffer_size, 0);
+        assert_eq!(ws_config(64 * 1024).write_buffer_size, WRITE_BUFFER);
     }
 
     fn payloads(frames: &[Message]) -> Vec<(Vec<u8>, bool, bool)> {
@@ -1045,5 +1059,106 @@ mod memory_and_fault_tests {
             let kept = live_bytes::now() - before;
             assert!(kept > 1 << 19, "unfragmented, tungstenite keeps about the frame's size ({kept})");
         });
+    }
+
+    /// A socket that takes every byte at once and counts the writes it was asked for.
+    #[derive(Clone, Default)]
+    struct CountingSocket(Arc<AtomicUsize>);
+
+    impl tokio::io::AsyncRead for CountingSocket {
+        fn poll_read(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            _: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Pending
+        }
+    }
+
+    impl tokio::io::AsyncWrite for CountingSocket {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            std::task::Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Feed `bursts` bursts of `n` frames of `len` bytes, flushing once per burst, on a server
+    /// connection with `config`: the socket writes made and the bytes the connection kept.
+    fn burst_writes_and_kept(
+        config: WebSocketConfig,
+        bursts: usize,
+        n: usize,
+        len: usize,
+    ) -> (usize, isize) {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(async {
+            let socket = CountingSocket::default();
+            let writes = socket.0.clone();
+            let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+                socket,
+                tokio_tungstenite::tungstenite::protocol::Role::Server,
+                Some(config),
+            )
+            .await;
+            let payload = bytes::Bytes::from(vec![b'x'; len]);
+            drop(payload.clone());
+            let before = live_bytes::now();
+            for _ in 0..bursts {
+                for _ in 0..n {
+                    ws.feed(text_message(payload.clone())).await.unwrap();
+                }
+                ws.flush().await.unwrap();
+            }
+            (writes.load(Ordering::Relaxed), live_bytes::now() - before)
+        })
+    }
+
+    #[test]
+    fn a_burst_of_small_frames_is_written_in_a_few_writes() {
+        // A tick frame is ~150-250 bytes; S5's bursts are 20 frames, a drain takes up to 256.
+        let (writes, _) = burst_writes_and_kept(ws_config(64 * 1024), 1, 20, 200);
+        assert_eq!(writes, 1, "20 frames of 200 bytes, one flush");
+        let drain = BURST_FRAMES as usize;
+        let (writes, kept) = burst_writes_and_kept(ws_config(64 * 1024), 10, drain, 200);
+        let frames = 10 * drain;
+        assert!(writes * 10 < frames, "{writes} writes for {frames} frames");
+        let bound = 2 * (WRITE_BUFFER + WRITE_CHUNK + 14) as isize;
+        assert!(kept <= bound, "the connection kept {kept} bytes (bound {bound})");
+        // Without a write buffer, tungstenite writes each frame as it is fed.
+        let unbuffered = ws_config(64 * 1024).write_buffer_size(0);
+        assert_eq!(burst_writes_and_kept(unbuffered, 1, 20, 200).0, 20);
+    }
+
+    /// Not a check: the figures behind [`WRITE_BUFFER`]'s value
+    /// (`cargo test ... write_buffer_sizes -- --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn write_buffer_sizes() {
+        for size in [0, 2048, 4096, 8192, 16384, 32768] {
+            for (n, len) in [(20, 200), (256, 200), (256, 1000), (64, 4096)] {
+                let config = ws_config(64 * 1024).write_buffer_size(size);
+                let (writes, kept) = burst_writes_and_kept(config, 10, n, len);
+                println!(
+                    "write_buffer_size {size:>5}: 10 bursts of {n:>3} x {len:>4} B: \
+                     {writes:>4} writes, {kept:>6} B kept"
+                );
+            }
+        }
     }
 }

@@ -7,5 +7,5 @@ if epoch then
   return epoch
 end
 redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
-redis.call('HSET', KEYS[1], 'epoch', ARGV[1])
+redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'top', '0-0')
 return ARGV[1]

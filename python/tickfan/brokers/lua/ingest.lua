@@ -3,6 +3,8 @@
 -- ARGV: 1 epoch to mint if tf:meta has none  2 idempotency ttl ms  3 MINID for the log trim
 --       (ms, 0: none)  4 now ms  5 the ticks as the log stores them  6 max tf:events length
 --       7 the ingesting node's id (field o of the entry)  8 n, then n x (symbol, ts, price text)
+-- The entry's field p is the id of the entry before it (tf:meta top, '0-0' for an epoch's first):
+-- a reader whose last applied id differs knows the log was trimmed past its position.
 -- Returns {'ok', log id, epoch} | {'dup', log id, epoch} (an earlier call with this key) |
 -- {'err', i1, prev1, i2, prev2, ...}: 0-based indexes whose ts is earlier than the symbol's
 -- previous ts, and that ts; nothing was written.
@@ -15,7 +17,7 @@ end
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
   redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
-  redis.call('HSET', KEYS[1], 'epoch', ARGV[1])
+  redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'top', '0-0')
   epoch = ARGV[1]
 end
 local n = tonumber(ARGV[8])
@@ -63,13 +65,20 @@ for _, sym in ipairs(order) do
   lastts[#lastts + 1] = string.format('%d', prev[sym])
 end
 redis.call('HSET', KEYS[3], unpack(lastts))
--- 3. the log entry (trimmed by time: entries older than the retention go)
-local id
+-- 3. the log entry (trimmed by time when ARGV[3] is set: entries older than the retention go)
+local xadd = {'XADD', KEYS[4]}
 if ARGV[3] ~= '0' then
-  id = redis.call('XADD', KEYS[4], 'MINID', '~', ARGV[3], '*', 'e', epoch, 't', ARGV[5], 'q', table.concat(last_seq, ';'), 'o', ARGV[7])
-else
-  id = redis.call('XADD', KEYS[4], '*', 'e', epoch, 't', ARGV[5], 'q', table.concat(last_seq, ';'), 'o', ARGV[7])
+  xadd[#xadd + 1], xadd[#xadd + 2], xadd[#xadd + 3] = 'MINID', '~', ARGV[3]
 end
+for _, v in ipairs({'*', 'e', epoch, 't', ARGV[5], 'q', table.concat(last_seq, ';'), 'o', ARGV[7]}) do
+  xadd[#xadd + 1] = v
+end
+local top = redis.call('HGET', KEYS[1], 'top')
+if top then  -- (an epoch begun before entries carried p has none: its entries go unchecked)
+  xadd[#xadd + 1], xadd[#xadd + 2] = 'p', top
+end
+local id = redis.call(unpack(xadd))
+redis.call('HSET', KEYS[1], 'top', id)
 -- 4. price alerts: fire (once, here) every alert the batch reaches, tick by tick, by alert id
 for _, sym in ipairs(order) do
   local above, below = 'tf:al:{' .. sym .. '}:above', 'tf:al:{' .. sym .. '}:below'

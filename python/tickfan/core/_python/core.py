@@ -6,6 +6,7 @@ Rust core to the same outputs, byte for byte.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping, Sequence
 from math import inf
 
@@ -26,6 +27,7 @@ from tickfan.core._python.universe import MAX_INTERVAL_MS, MIN_INTERVAL_MS, Univ
 _INTERVAL_INDEX = {name: i for i, name in enumerate(candle_mod.INTERVALS)}
 
 BatchCache = dict[tuple[int, int, int], str]
+SymbolCheckpoint = tuple[str, int, int, list[tuple[int, int, int]], list[tuple[int, list[tuple[int, int, int, int, int, int]]]]]
 
 
 class Core:
@@ -179,6 +181,50 @@ class Core:
         for group in sym.batch_groups.values():
             if group.token is not None and not group.active():
                 Windows.discard(group)
+
+    # --- checkpoints ----------------------------------------------------------------------
+
+    def checkpoint(self) -> list[SymbolCheckpoint]:
+        out: list[SymbolCheckpoint] = []
+        for sym in self._syms:
+            if sym.seq == 0:
+                continue
+            candles = [
+                (ring.evicted_open_ms, [(c[0], c[1], c[2], c[3], c[4], c[5]) for c in ring.candles])
+                for ring in sym.rings
+            ]
+            out.append((sym.name, sym.seq, sym.ring.base, list(sym.ring.ticks), candles))
+        return out
+
+    def restore(self, state: Sequence[SymbolCheckpoint]) -> None:
+        if self._ticks_in or any(sym.seq for sym in self._syms):
+            raise InvalidArgument("restore needs a core that has applied no tick")
+        loaded = []
+        for name, seq, base, ticks, candles in state:
+            sym = self._syms[self._universe.lookup(name)]
+            ticks = [(int(ts), int(pu), int(su)) for ts, pu, su in ticks]
+            if seq < 1 or not ticks or base < 1 or base + len(ticks) - 1 != seq or len(candles) != len(sym.rings):
+                raise InvalidArgument(f"invalid checkpoint of '{sym.name}'")
+            loaded.append((sym, int(seq), int(base), ticks, candles))
+        window_ms, max_ticks = self._ring_window_ms, self._ring_max_ticks
+        for sym, seq, base, ticks, candles in loaded:
+            ts, pu, su = ticks[-1]
+            sym.seq = seq
+            sym.latest = (seq, ts, pu, su)
+            sym.frame = None
+            self._last_ts[sym.index] = ts
+            ring = sym.ring
+            ring.base, ring.ticks = base, deque(ticks)
+            while len(ring.ticks) > max_ticks or ts - ring.ticks[0][0] >= window_ms:
+                ring.ticks.popleft()
+                ring.base += 1
+            for held, (evicted, bars) in zip(sym.rings, candles):
+                held.evicted_open_ms = int(evicted)
+                held.candles.clear()
+                for bar in bars:
+                    if len(held.candles) == held.candles.maxlen:
+                        held.evicted_open_ms = held.candles[0][0]
+                    held.candles.append([*(int(v) for v in bar), None])
 
     def latest(self, symbol: str) -> tuple[int, int, float, float] | None:
         sym = self._syms[self._universe.lookup(symbol)]
