@@ -125,6 +125,20 @@ if the symbol's seq is at least the first seq after the one it held when degrade
 is queued (ticks of that range may have arrived conflated). Subscribing again to, or
 unsubscribing from, a degraded symbol ends its degraded state (nothing restored, no gap).
 The overflow rule above is unchanged: the hard limits still apply.
+
+The age rule (with ``degrade_after_ms`` set, whatever ``high_water_frames``)
+------------------------------------------------------------------------------
+The core keeps a *clock*: the largest ``now_ms`` given to ``ingest`` (after validation),
+``subscribe`` (after its checks) or ``flush``, at the start of that call; unset before the
+first. A queue that goes from empty to non-empty starts its *age* at the clock (started before
+the first clock: at that first clock). At the end of each ``ingest``, ``subscribe`` and
+``flush``, every connection whose queue is not empty, has not been empty since an age start
+``degrade_after_ms`` or more before the clock, and is not degraded or noted, is noted (as at the
+high-water mark) and so degraded like above; ``degraded_at`` is the clock then. With
+``degrade_after_ms`` set, recovery also needs the clock to be ``degrade_interval_ms`` or more
+after ``degraded_at`` (a hold, so a reader in sustained overload does not flap); a connection
+that recovers, or leaves the over state, with frames still queued starts a new age at the clock
+(an over connection is not degraded, as at the high-water mark).
 """
 
 from __future__ import annotations
@@ -176,6 +190,7 @@ class Core:
         low_water_frames: int = 0,
         degrade_interval_ms: int = 1000,
         slow_consumer_grace_ms: int = 0,
+        degrade_after_ms: int | None = None,
     ) -> None:
         """``symbols``: ``(name, price_decimals, size_decimals)`` in universe order.
 
@@ -195,13 +210,14 @@ class Core:
         ``"resume_max_ticks must be >= 1"``, ``"high_water_frames must be >= 1"``,
         ``"low_water_frames must be >= 0 and below high_water_frames"``,
         ``"degrade_interval_ms must be between 10 and 60000"``,
-        ``"slow_consumer_grace_ms must be >= 0"``.
+        ``"slow_consumer_grace_ms must be >= 0"``, ``"degrade_after_ms must be >= 1"``.
         Checked in this order: each symbol in turn (name, duplicate, decimals; the empty check
         when there are none), ``candle_capacity`` in its iteration order (each name, then its
         capacity), ``high_freq_per_s``, the two queue limits, ``max_symbols_per_connection``,
         ``max_ts_skew_ms``, ``resume_window_ms``, ``resume_max_ticks``, ``high_water_frames``,
-        ``low_water_frames``, ``degrade_interval_ms``, ``slow_consumer_grace_ms``. The water
-        marks: see "Slow consumers"; the grace: see "Outbound queues".
+        ``low_water_frames``, ``degrade_interval_ms``, ``slow_consumer_grace_ms``,
+        ``degrade_after_ms``. The water marks: see "Slow consumers"; the grace: see "Outbound
+        queues"; ``degrade_after_ms``: see "The age rule".
 
         ``resume_window_ms`` and ``resume_max_ticks`` bound each symbol's resume ring (see
         ``resume``).

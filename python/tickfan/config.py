@@ -138,6 +138,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("high_water_frames", int, "a market-data socket whose queue reaches this many frames is degraded: tick/auto subscriptions conflated (0: never; ignored unless below --max-queue-frames)"),
     Setting("low_water_frames", int, "a degraded socket whose queue drains to this many frames returns to its modes, with a gap for what it skipped"),
     Setting("degrade_interval_ms", int, "conflation interval of a degraded socket's subscriptions (ms)"),
+    Setting("degrade_after_ms", int, "a market-data socket whose queue has not been empty for this long is degraded like at --high-water-frames, and then stays degraded at least --degrade-interval-ms (ms; 0: never)"),
     Setting("slow_consumer_grace_ms", int, "a socket over --max-queue-frames/--max-queue-bytes gets its market data dropped (then a gap) and is closed (slow_consumer, 1013) only if still over after this long (ms; 0 = at once)"),
     Setting("send_timeout_s", float, "a socket that completes no frame for this long while it has frames to send is a slow consumer (slow_consumer, 1013)"),
     Setting("high_freq_per_s", float, "auto mode: ticks/s above which a symbol is batched"),
@@ -195,6 +196,7 @@ class Config:
     high_water_frames: int = 1000
     low_water_frames: int = 100
     degrade_interval_ms: int = 1000
+    degrade_after_ms: int = 500
     slow_consumer_grace_ms: int = 5000
     send_timeout_s: float = 10.0
     high_freq_per_s: float = 20.0
@@ -333,6 +335,7 @@ class Config:
             "--low-water-frames must be >= 0 and below --high-water-frames",
         )
         need(10 <= self.degrade_interval_ms <= 60_000, "--degrade-interval-ms must be between 10 and 60000")
+        need(self.degrade_after_ms >= 0, "--degrade-after-ms must be >= 0")
         need(self.slow_consumer_grace_ms >= 0, "--slow-consumer-grace-ms must be >= 0")
         need(self.send_timeout_s > 0, "--send-timeout-s must be > 0")
         need(self.high_freq_per_s > 0, "--high-freq-per-s must be > 0")

@@ -124,6 +124,7 @@ class Hub:
             low_water_frames=config.low_water_frames if config.high_water() is not None else 0,
             degrade_interval_ms=config.degrade_interval_ms,
             slow_consumer_grace_ms=config.slow_consumer_grace_ms,
+            degrade_after_ms=config.degrade_after_ms or None,
         )
 
     def _use_core(self, core: Core) -> None:

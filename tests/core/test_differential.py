@@ -54,6 +54,8 @@ configs = st.fixed_dictionaries(
         "degrade_interval_ms": st.sampled_from([10, 1000]),
         # the Driver's clock moves 0..1500 ms per step: graces that expire and that do not
         "slow_consumer_grace_ms": st.sampled_from([0, 0, 100, 2000]),
+        # the age rule: ages that the clock's steps cross and ones they do not
+        "degrade_after_ms": st.sampled_from([None, 1, 100, 2000]),
     },
 ).map(
     lambda c: {k: v for k, v in c.items() if k != "low_water_frames"}
@@ -263,7 +265,7 @@ def test_rust_and_python_agree(cores, universe, config, prologue, operations):
         if method == "drain" and '"type":"gap"' in got_python:
             event("recovered from degraded with a gap")
         if method == "drain" and '"type":"degraded"' in got_python:
-            event("degraded")
+            event("degraded" if config.get("high_water_frames") else "degraded by the age rule")
         if method == "resume" and got_python.startswith("('ok', (["):
             event("resume: " + ("gap " + got_python.rsplit("'", 2)[-2] if "], None" not in got_python else "resumed with frames" if "(['" in got_python else "resumed, nothing missed"))
         assert got_rust == got_python, f"step {step}: {method}{args!r}"
@@ -305,6 +307,7 @@ def test_rust_and_python_agree(cores, universe, config, prologue, operations):
             "low_water_frames": st.integers(-1, 2),
             "degrade_interval_ms": st.sampled_from([9, 10, 60_000, 60_001]),
             "slow_consumer_grace_ms": st.sampled_from([-1, 0, 1, 5000]),
+            "degrade_after_ms": st.sampled_from([None, -1, 0, 1, 500]),
             "candle_capacity": st.dictionaries(
                 st.sampled_from(["1s", "1m", "2m"]), st.integers(-1, 2), max_size=1
             ),
@@ -333,9 +336,11 @@ def test_format_units_agree(cores, units, decimals):
 degrade_configs = st.tuples(
     st.sampled_from([2, 3, 6, 20]), st.sampled_from([0, 1, 5]), st.sampled_from([10, 50, 1000]),
     st.sampled_from([1.0, 6, 20.0]), st.sampled_from([8, 30, 10_000]),
+    st.sampled_from([None, None, 1, 50, 300]),
 ).map(lambda t: {
     "high_water_frames": t[0], "low_water_frames": min(t[1], t[0] - 1), "degrade_interval_ms": t[2],
     "high_freq_per_s": t[3], "max_queue_frames": t[4],
+    **({} if t[5] is None else {"degrade_after_ms": t[5]}),
 })
 DEGRADE_OPS = [
     valid_subscribe, good_ingest, good_ingest, good_ingest,
@@ -372,7 +377,7 @@ def test_degrade_and_recover_decisions_agree(cores, universe, config, prologue, 
         got_rust = outcome(r, method, args)
         got_python = outcome(p, method, args)
         if '"type":"degraded"' in got_python:
-            event("degraded")
+            event("degraded, the age rule on" if "degrade_after_ms" in config else "degraded")
         if '"type":"gap"' in got_python:
             event("recovered with a gap")
         if method == "subscriptions" and "'conflate'" in got_python:
@@ -388,12 +393,14 @@ def test_degrade_and_recover_decisions_agree(cores, universe, config, prologue, 
 
 
 over_limit_configs = st.tuples(
-    st.sampled_from([3, 4, 8]), st.sampled_from([400, 1000, 8 * 1024 * 1024]),
+    st.sampled_from([3, 4, 8, 60]), st.sampled_from([400, 1000, 8 * 1024 * 1024]),
     st.sampled_from([0, 50, 400, 5000]), st.sampled_from([None, 2, 3]), st.sampled_from([1.0, 20.0]),
+    st.sampled_from([None, 1, 60, 300]),
 ).map(lambda t: {
     "max_queue_frames": t[0], "max_queue_bytes": t[1], "slow_consumer_grace_ms": t[2],
     "high_freq_per_s": t[4],
     **({} if t[3] is None or t[3] >= t[0] else {"high_water_frames": t[3], "low_water_frames": 1}),
+    **({} if t[5] is None else {"degrade_after_ms": t[5]}),
 })
 OVER_LIMIT_OPS = [
     valid_subscribe, good_ingest, good_ingest, good_ingest,
@@ -432,6 +439,8 @@ def test_over_limit_and_close_decisions_agree(cores, universe, config, prologue,
         got_python = outcome(p, method, args)
         if method == "drain" and '"type":"gap"' in got_python:
             event("recovered with a gap")
+        if '"type":"degraded"' in got_python and "high_water_frames" not in config:
+            event("degraded by the age rule")
         if method == "take_overflowed" and got_python != repr(("ok", [])):
             event("closed: " + ("at once" if config["slow_consumer_grace_ms"] == 0 else "after the grace"))
         assert got_rust == got_python, f"step {step}: {method}{args!r}"

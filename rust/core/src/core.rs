@@ -40,6 +40,10 @@ pub struct Config {
     /// How long a connection may stay over the hard queue limit (market data dropped) before
     /// `take_overflowed` reports it.
     pub slow_consumer_grace_ms: i64,
+    /// A connection whose queue has not been empty for this many ms (of the injected clock)
+    /// is degraded like at the high-water mark, and a degraded connection then recovers no
+    /// sooner than `degrade_interval_ms` after it was degraded (None: no age rule, no hold).
+    pub degrade_after_ms: Option<i64>,
 }
 
 impl Default for Config {
@@ -57,6 +61,7 @@ impl Default for Config {
             low_water_frames: 0,
             degrade_interval_ms: 1000,
             slow_consumer_grace_ms: 0,
+            degrade_after_ms: None,
         }
     }
 }
@@ -123,6 +128,8 @@ pub struct Core<F: Frame> {
     pub(crate) ring_max_ticks: usize,
     pub(crate) low_water: usize,
     pub(crate) degrade_interval_ms: u32,
+    /// How long a degraded connection stays degraded at least (0 without the age rule).
+    pub(crate) recover_hold_ms: i64,
     pub(crate) universe: Universe,
     pub(crate) syms: Vec<SymbolState<F>>,
     pub(crate) out: Outbound<F>,
@@ -142,7 +149,7 @@ impl<F: Frame> Core<F> {
     /// Validate the universe and options and build an empty core. Checked in the spec's order:
     /// symbols, candle capacities, `high_freq_per_s`, queue limits, symbols per connection,
     /// `max_ts_skew_ms`, `resume_window_ms`, `resume_max_ticks`, the water marks,
-    /// `degrade_interval_ms`, `slow_consumer_grace_ms`.
+    /// `degrade_interval_ms`, `slow_consumer_grace_ms`, `degrade_after_ms`.
     pub fn new(symbols: Vec<SymbolSpec>, cfg: Config) -> Result<Self> {
         let universe = Universe::new(symbols)?;
         let mut capacity = DEFAULT_CAPACITY;
@@ -197,6 +204,9 @@ impl<F: Frame> Core<F> {
         if cfg.slow_consumer_grace_ms < 0 {
             return Err(Error::invalid("slow_consumer_grace_ms must be >= 0"));
         }
+        if cfg.degrade_after_ms.is_some_and(|a| a < 1) {
+            return Err(Error::invalid("degrade_after_ms must be >= 1"));
+        }
         let syms: Vec<SymbolState<F>> = universe
             .specs
             .iter()
@@ -226,6 +236,7 @@ impl<F: Frame> Core<F> {
             ring_max_ticks: to_usize(cfg.resume_max_ticks),
             low_water: to_usize(cfg.low_water_frames),
             degrade_interval_ms: cfg.degrade_interval_ms as u32,
+            recover_hold_ms: cfg.degrade_after_ms.map_or(0, |_| cfg.degrade_interval_ms),
             pending_ts: vec![None; syms.len()],
             universe,
             syms,
@@ -234,6 +245,7 @@ impl<F: Frame> Core<F> {
                 to_usize(cfg.max_queue_bytes),
                 cfg.high_water_frames.map_or(usize::MAX, to_usize),
                 cfg.slow_consumer_grace_ms,
+                cfg.degrade_after_ms,
             ),
             windows: BTreeSet::new(),
             alerts: AlertBook::default(),

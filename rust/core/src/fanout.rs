@@ -166,7 +166,7 @@ impl<F: Frame> Core<F> {
         symbols: &[&str],
         mode: &str,
         interval_ms: Option<i64>,
-        _now_ms: i64,
+        now_ms: i64,
     ) -> Result<(Vec<usize>, Vec<String>, Vec<F>)> {
         let c = self.out.get(conn).ok_or(Error::UnknownConnection(conn))?;
         let mode = Mode::parse(mode)
@@ -210,6 +210,7 @@ impl<F: Frame> Core<F> {
         if c.subs.len() + new > self.max_symbols {
             return Err(Error::TooManySymbols(self.max_symbols));
         }
+        self.out.advance(now_ms);
         let id = conn as u64;
         let sub = Sub { mode, interval_ms };
         let mut snapshots = Vec::new();
@@ -245,6 +246,7 @@ impl<F: Frame> Core<F> {
             }
             self.attach(id, sym, sub, conflate_pos);
         }
+        self.out.note_aged();
         self.degrade_noted();
         self.batch_cache.clear();
         Ok((known, unknown, snapshots))
@@ -302,22 +304,28 @@ impl<F: Frame> Core<F> {
     }
 
     /// After a drain (of `drain_frames`): a degraded connection whose queue is down to the
-    /// low-water mark recovers.
+    /// low-water mark, and that has been degraded for the hold (age rule on), recovers.
     pub fn after_drain(&mut self, conn: i64) {
         if let Some(skipped) = self.out.leaves_over(conn) {
+            self.out.restart_age(conn);
             for (sym, (first, last)) in skipped {
                 let text = gap_frame(&self.syms[sym].name, first, last);
                 self.out.push(conn as u64, &F::from_ascii(&text));
             }
         }
+        let clock = self.out.clock;
         let Some(c) = self.out.get_mut(conn) else {
             return;
         };
-        if !c.degraded || c.frames.len() > self.low_water {
+        if !c.degraded
+            || c.frames.len() > self.low_water
+            || clock.saturating_sub(c.degraded_at) < self.recover_hold_ms
+        {
             return;
         }
         c.degraded = false;
         let restore = std::mem::take(&mut c.restore);
+        self.out.restart_age(conn);
         let id = conn as u64;
         for (sym, (orig, skipped)) in restore {
             let Some(c) = self.out.get_mut(conn) else {
@@ -336,7 +344,7 @@ impl<F: Frame> Core<F> {
         }
     }
 
-    /// Connections noted at the high-water mark (ascending id) become degraded: their tick
+    /// Connections noted at the high-water mark or by the age rule (ascending id) become degraded: their tick
     /// and auto subscriptions are conflated, and they get one `degraded` frame.
     pub(crate) fn degrade_noted(&mut self) {
         if self.out.to_degrade.is_empty() {
@@ -344,6 +352,7 @@ impl<F: Frame> Core<F> {
         }
         let mut ids = std::mem::take(&mut self.out.to_degrade);
         ids.sort_unstable();
+        let clock = self.out.clock;
         for id in ids {
             let conn = id as i64;
             let Some(c) = self.out.get_mut(conn) else {
@@ -356,6 +365,7 @@ impl<F: Frame> Core<F> {
                 continue;
             }
             c.degraded = true;
+            c.degraded_at = clock;
             let subs: Vec<(usize, Sub)> = c
                 .subs
                 .iter()
@@ -433,6 +443,7 @@ impl<F: Frame> Core<F> {
     /// order. A conflate window that sends reopens at `now_ms + interval` (> `now_ms`), so
     /// the loop ends.
     pub fn flush(&mut self, now_ms: i64) {
+        self.out.advance(now_ms);
         while let Some(&(deadline, sym, kind, interval)) = self.windows.first() {
             if deadline > now_ms {
                 break;
@@ -444,6 +455,7 @@ impl<F: Frame> Core<F> {
                 self.close_conflate_window(sym, interval, now_ms);
             }
         }
+        self.out.note_aged();
         self.degrade_noted();
         self.batch_cache.clear();
     }

@@ -33,6 +33,11 @@ pub(crate) struct Conn<F> {
     /// While degraded, by symbol index: the subscription to restore and the first seq
     /// conflation may have skipped.
     pub restore: BTreeMap<usize, (Sub, u64)>,
+    /// The clock when the queue last went non-empty (or the connection last recovered with
+    /// frames still queued): the start of the age the age rule measures.
+    pub busy_since: i64,
+    /// The clock when the connection was last degraded.
+    pub degraded_at: i64,
 }
 
 /// Counters exposed by `stats()`.
@@ -58,13 +63,31 @@ pub(crate) struct Outbound<F> {
     /// The high-water mark (frames): a queue reaching it notes its connection for degrading.
     high: usize,
     pub to_degrade: Vec<u64>,
+    /// The age rule: a queue not empty for this many ms notes its connection (None: off).
+    degrade_after: Option<i64>,
+    /// The latest `now_ms` a timed core call brought (never goes back): the time of every
+    /// age decision, also in the calls that take no `now_ms`. `i64::MIN` until the first one,
+    /// which then stamps the ages started before it.
+    pub clock: i64,
+    /// `(id, busy_since)` of queues that went non-empty, in clock order; an entry whose
+    /// `busy_since` no longer matches its connection's is stale.
+    aging: VecDeque<(u64, i64)>,
     /// Always empty: what draining an unknown connection iterates.
     empty: VecDeque<F>,
 }
 
 impl<F: Frame> Outbound<F> {
-    pub fn new(max_frames: usize, max_bytes: usize, high: usize, grace_ms: i64) -> Self {
+    pub fn new(
+        max_frames: usize,
+        max_bytes: usize,
+        high: usize,
+        grace_ms: i64,
+        degrade_after: Option<i64>,
+    ) -> Self {
         Outbound {
+            degrade_after,
+            clock: i64::MIN,
+            aging: VecDeque::new(),
             high,
             over: Vec::new(),
             grace_ms,
@@ -98,6 +121,8 @@ impl<F: Frame> Outbound<F> {
             degraded: false,
             noted: false,
             restore: BTreeMap::new(),
+            busy_since: 0,
+            degraded_at: 0,
         })));
         self.live += 1;
         self.conns.len() as u64
@@ -147,6 +172,9 @@ impl<F: Frame> Outbound<F> {
             self.counters.dropped += 1;
             return false;
         }
+        if conn.frames.is_empty() {
+            Self::start_age(conn, id, self.clock, self.degrade_after, &mut self.aging);
+        }
         Self::queue(
             conn,
             id,
@@ -186,6 +214,9 @@ impl<F: Frame> Outbound<F> {
             self.counters.dropped += 1;
             return false;
         }
+        if conn.frames.is_empty() {
+            Self::start_age(conn, id, self.clock, self.degrade_after, &mut self.aging);
+        }
         Self::queue(
             conn,
             id,
@@ -222,6 +253,72 @@ impl<F: Frame> Outbound<F> {
         if conn.frames.len() >= high && !conn.degraded && !conn.noted {
             conn.noted = true;
             to_degrade.push(id);
+        }
+    }
+
+    /// Advance the clock to `now_ms` (a `now_ms` behind it is ignored).
+    pub fn advance(&mut self, now_ms: i64) {
+        if self.clock == i64::MIN {
+            for entry in self.aging.iter_mut() {
+                entry.1 = now_ms;
+                if let Some(Some(conn)) = self.conns.get_mut((entry.0 as usize).wrapping_sub(1)) {
+                    if conn.busy_since == i64::MIN {
+                        conn.busy_since = now_ms;
+                    }
+                }
+            }
+        }
+        self.clock = self.clock.max(now_ms);
+    }
+
+    /// The age of `conn`'s queue starts now (the clock): listed for `note_aged`.
+    #[inline]
+    fn start_age(
+        conn: &mut Conn<F>,
+        id: u64,
+        clock: i64,
+        after: Option<i64>,
+        aging: &mut VecDeque<(u64, i64)>,
+    ) {
+        conn.busy_since = clock;
+        if after.is_some() {
+            aging.push_back((id, clock));
+        }
+    }
+
+    /// A connection that recovered with frames still queued: its age starts again now.
+    pub fn restart_age(&mut self, id: i64) {
+        let (clock, after) = (self.clock, self.degrade_after);
+        let Some(i) = self.slot(id) else {
+            return;
+        };
+        let Some(conn) = self.conns[i].as_deref_mut() else {
+            return;
+        };
+        if !conn.frames.is_empty() {
+            Self::start_age(conn, id as u64, clock, after, &mut self.aging);
+        }
+    }
+
+    /// The age rule: note for degrading (`to_degrade`) every connection whose queue has not
+    /// been empty since `degrade_after` ms or more before the clock and that is not degraded.
+    pub fn note_aged(&mut self) {
+        let Some(after) = self.degrade_after else {
+            return;
+        };
+        while let Some(&(id, since)) = self.aging.front() {
+            if self.clock.saturating_sub(since) < after {
+                break;
+            }
+            self.aging.pop_front();
+            let Some(Some(conn)) = self.conns.get_mut((id as usize).wrapping_sub(1)) else {
+                continue;
+            };
+            if conn.busy_since == since && !conn.frames.is_empty() && !conn.degraded && !conn.noted
+            {
+                conn.noted = true;
+                self.to_degrade.push(id);
+            }
         }
     }
 
@@ -319,7 +416,7 @@ mod tests {
 
     #[test]
     fn limits_overflow_for_good_and_ready_reports_once() {
-        let mut out: Outbound<Arc<str>> = Outbound::new(2, 10, usize::MAX, 0);
+        let mut out: Outbound<Arc<str>> = Outbound::new(2, 10, usize::MAX, 0, None);
         let a = out.connect();
         let b = out.connect();
         assert!(out.push(a, &f("1234")));

@@ -193,9 +193,11 @@ impl<F: Frame> Core<F> {
                 errors,
             });
         }
+        self.out.advance(now_ms);
         for v in &valid {
             self.apply(*v, now_ms);
         }
+        self.out.note_aged();
         self.degrade_noted();
         self.batch_cache.clear();
         Ok(valid.len())

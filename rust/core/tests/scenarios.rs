@@ -429,6 +429,77 @@ fn alerts_fire_once_in_tick_then_id_order() {
 }
 
 #[test]
+fn a_queue_not_empty_for_degrade_after_ms_degrades_and_recovers_after_the_hold() {
+    let mut c = core(Config {
+        degrade_after_ms: Some(300),
+        degrade_interval_ms: 100,
+        ..Config::default()
+    });
+    let a = c.connect();
+    c.subscribe(a as i64, &["BTC/USD"], "tick", None, 0)
+        .unwrap();
+    c.ingest(&[tick("BTC/USD", 1.0, 1.0, 1)], 0).unwrap();
+    let mut read = Vec::new();
+    for i in 1..3 {
+        c.ingest(&[tick("BTC/USD", 1.0, 1.0, 1 + i)], 100 * i)
+            .unwrap();
+        read.extend(c.drain(a as i64, 1).iter().map(|f| f.to_string()));
+        assert_eq!(c.queued(a as i64).unwrap().0, 1);
+    }
+    let mode = |c: &C| c.subscriptions(a as i64).unwrap()[0].1.name();
+    assert_eq!(mode(&c), "tick");
+    c.ingest(&[tick("BTC/USD", 1.0, 1.0, 4)], 300).unwrap(); // age 300 ms: degraded
+    assert_eq!(mode(&c), "conflate");
+    c.ingest(&[tick("BTC/USD", 1.0, 1.0, 5)], 320).unwrap(); // leading conflated tick
+    read.extend(drain(&mut c, a));
+    assert_eq!(mode(&c), "conflate"); // empty, but degraded 20 ms < the 100 ms hold
+    c.ingest(&[tick("BTC/USD", 1.0, 1.0, 6)], 330).unwrap();
+    c.flush(420); // trailing: seq 6
+    read.extend(drain(&mut c, a)); // degraded 120 ms and empty: recovers
+    read.extend(drain(&mut c, a));
+    assert_eq!(mode(&c), "tick");
+    let kinds: Vec<String> = read
+        .iter()
+        .map(|f| {
+            let seq = f
+                .split("\"seq\":")
+                .nth(1)
+                .map(|s| s.split(',').next().unwrap());
+            match seq {
+                Some(s) => s.to_string(),
+                None => f
+                    .split("\"type\":\"")
+                    .nth(1)
+                    .unwrap()
+                    .split('"')
+                    .next()
+                    .unwrap()
+                    .to_string(),
+            }
+        })
+        .collect();
+    assert_eq!(kinds, ["1", "2", "3", "4", "degraded", "5", "6", "gap"]);
+    assert_eq!(
+        read[7],
+        r#"{"type":"gap","symbol":"BTC/USD","from_seq":5,"to_seq":6,"reason":"evicted"}"#
+    );
+}
+
+#[test]
+fn without_degrade_after_ms_an_old_queue_stays_in_its_mode() {
+    let mut c = core(Config::default());
+    let a = c.connect();
+    c.subscribe(a as i64, &["BTC/USD"], "tick", None, 0)
+        .unwrap();
+    for i in 0..50 {
+        c.ingest(&[tick("BTC/USD", 1.0, 1.0, 1 + i)], 1000 * i)
+            .unwrap();
+    }
+    assert_eq!(c.subscriptions(a as i64).unwrap()[0].1.name(), "tick");
+    assert_eq!(drain(&mut c, a).len(), 50);
+}
+
+#[test]
 fn a_restored_core_goes_on_as_the_one_that_applied_every_tick() {
     let cfg = || Config {
         resume_max_ticks: 3,

@@ -174,9 +174,9 @@ impl PyCore {
         symbols, *, high_freq_per_s=Number(Num::Float(20.0)), candle_capacity=None, max_queue_frames=10_000,
         max_queue_bytes=8 * 1024 * 1024, max_symbols_per_connection=100, max_ts_skew_ms=None,
         resume_window_ms=60_000, resume_max_ticks=100_000, high_water_frames=None,
-        low_water_frames=0, degrade_interval_ms=1000, slow_consumer_grace_ms=0
+        low_water_frames=0, degrade_interval_ms=1000, slow_consumer_grace_ms=0, degrade_after_ms=None
     ),
-    text_signature = "(symbols, *, high_freq_per_s=20.0, candle_capacity=None, max_queue_frames=10000, max_queue_bytes=8388608, max_symbols_per_connection=100, max_ts_skew_ms=None, resume_window_ms=60000, resume_max_ticks=100000, high_water_frames=None, low_water_frames=0, degrade_interval_ms=1000, slow_consumer_grace_ms=0)")]
+    text_signature = "(symbols, *, high_freq_per_s=20.0, candle_capacity=None, max_queue_frames=10000, max_queue_bytes=8388608, max_symbols_per_connection=100, max_ts_skew_ms=None, resume_window_ms=60000, resume_max_ticks=100000, high_water_frames=None, low_water_frames=0, degrade_interval_ms=1000, slow_consumer_grace_ms=0, degrade_after_ms=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -193,6 +193,7 @@ impl PyCore {
         low_water_frames: i64,
         degrade_interval_ms: i64,
         slow_consumer_grace_ms: i64,
+        degrade_after_ms: Option<i64>,
     ) -> PyResult<Self> {
         let mut specs = Vec::new();
         for item in symbols.try_iter()? {
@@ -246,6 +247,7 @@ impl PyCore {
             low_water_frames,
             degrade_interval_ms,
             slow_consumer_grace_ms,
+            degrade_after_ms,
         };
         Ok(PyCore {
             inner: Arc::new(Mutex::new(Core::new(specs, cfg).py_err(py)?)),

@@ -52,6 +52,7 @@ class Core:
         low_water_frames: int = 0,
         degrade_interval_ms: int = 1000,
         slow_consumer_grace_ms: int = 0,
+        degrade_after_ms: int | None = None,
     ) -> None:
         self._universe = Universe(symbols)
         caps = capacities(candle_capacity)
@@ -78,6 +79,10 @@ class Core:
             )
         if slow_consumer_grace_ms < 0:
             raise InvalidArgument("slow_consumer_grace_ms must be >= 0")
+        if degrade_after_ms is not None and degrade_after_ms < 1:
+            raise InvalidArgument("degrade_after_ms must be >= 1")
+        # With the age rule, a degraded connection stays so for one conflation window at least.
+        self._recover_hold = 0 if degrade_after_ms is None else int(degrade_interval_ms)
         self._low_water = int(low_water_frames)
         self._degrade_interval = int(degrade_interval_ms)
         self._ring_window_ms = int(resume_window_ms)
@@ -92,6 +97,7 @@ class Core:
             int(max_queue_frames), int(max_queue_bytes),
             inf if high_water_frames is None else int(high_water_frames),
             int(slow_consumer_grace_ms),
+            None if degrade_after_ms is None else int(degrade_after_ms),
         )
         self._windows = Windows()
         self._alerts = Alerts(len(self._syms))
@@ -110,6 +116,7 @@ class Core:
         syms = self._syms
         last_ts = self._last_ts
         out = self._out
+        out.advance(now_ms)
         windows = self._windows
         alerts = self._alerts
         high, low = self._high, self._low
@@ -156,6 +163,7 @@ class Core:
             if alerts.watched(s):
                 alerts.check(s, sym.name, seq, ts, pu / sym.price_p)
         self._ticks_in += len(parsed)
+        out.note_aged()
         if out.to_degrade:
             self._degrade_noted()
         return len(parsed)
@@ -290,6 +298,7 @@ class Core:
         new = sum(1 for _, s in known if s not in conn.subs)
         if len(conn.subs) + new > self._max_symbols:
             raise TooManySymbols(f"at most {self._max_symbols} symbols per connection")
+        self._out.advance(now_ms)
         snapshots: list[str] = []
         cache: BatchCache = {}
         for _, s in known:
@@ -305,6 +314,7 @@ class Core:
                 conn.restore.pop(s, None)
                 received = self._leave(sym, old, cache)
                 conn.subs[s] = self._join(sym, conn, mode, interval, received)
+        self._out.note_aged()
         if self._out.to_degrade:
             self._degrade_noted()
         return [name for name, _ in known], unknown, snapshots
@@ -457,19 +467,24 @@ class Core:
         out = self._out
         frames = out.drain(conn, max_frames)
         if conn.over and (skipped := out.leaves_over(conn)) is not None:
+            out.restart_age(conn)
             syms = self._syms
             for s in sorted(skipped):
                 first, last = skipped[s]
                 out.put(conn, frame_mod.gap(syms[s].name, first, last, EVICTED))
-        if conn.degraded and len(conn.frames) <= self._low_water:
+        if (
+            conn.degraded and len(conn.frames) <= self._low_water
+            and out.clock - conn.degraded_at >= self._recover_hold
+        ):
             self._recover(conn)
         return frames
 
     # --- slow consumers: degrade and recover ---------------------------------------------
 
     def _degrade_noted(self) -> None:
-        """Connections whose queue reached the high-water mark (ascending id): their tick and
-        auto subscriptions become conflate ones, and they get one ``degraded`` frame."""
+        """Connections whose queue reached the high-water mark, or noted by the age rule
+        (ascending id): their tick and auto subscriptions become conflate ones, and they get one
+        ``degraded`` frame."""
         out = self._out
         ids = sorted(out.to_degrade)
         out.to_degrade.clear()
@@ -484,6 +499,7 @@ class Core:
                 # queued at the mark once it has drained.
                 continue
             conn.degraded = True
+            conn.degraded_at = out.clock
             names: list[str] = []
             for s in sorted(conn.subs):
                 sub = conn.subs[s]
@@ -498,9 +514,10 @@ class Core:
                 out.put(conn, frame_mod.degraded(names))
 
     def _recover(self, conn: Conn) -> None:
-        """The queue drained to the low-water mark: back to the subscribed modes, with a
-        ``gap`` (reason ``degraded``) per symbol for the ticks conflation may have skipped."""
+        """The queue drained to the low-water mark (and the hold passed): back to the subscribed
+        modes, with a ``gap`` per symbol for the ticks conflation may have skipped."""
         conn.degraded = False
+        self._out.restart_age(conn)
         for s in sorted(conn.restore):
             mode, interval, skipped = conn.restore[s]
             sym = self._syms[s]
@@ -525,6 +542,7 @@ class Core:
     def flush(self, now_ms: int) -> None:
         windows = self._windows
         out = self._out
+        out.advance(now_ms)
         cache: BatchCache = {}
         while (group := windows.pop_due(now_ms)) is not None:
             sym = group.sym
@@ -547,6 +565,7 @@ class Core:
                         sub.received = latest
                 group.last_sent = latest
                 windows.open(group, now_ms + group.interval_ms)
+        out.note_aged()
         if out.to_degrade:
             self._degrade_noted()
 

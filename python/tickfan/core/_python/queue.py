@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from tickfan.core._python.fanout import Sub
+
+
+# The clock before the first timed core call (Rust: i64::MIN).
+UNSET = -(2**63)
 
 
 class Conn:
@@ -13,7 +18,7 @@ class Conn:
 
     __slots__ = (
         "id", "frames", "bytes", "overflowed", "over", "over_since", "skipped", "subs", "degraded",
-        "noted", "restore",
+        "noted", "restore", "busy_since", "degraded_at",
     )
 
     def __init__(self, conn_id: int) -> None:
@@ -35,6 +40,10 @@ class Conn:
         self.noted = False
         # While degraded, by symbol index: (mode, interval_ms, first seq conflation skipped).
         self.restore: dict[int, tuple[str, int, int]] = {}
+        # The clock when the queue last went non-empty (or the connection recovered with
+        # frames still queued): where the age rule's age starts; and when it was last degraded.
+        self.busy_since = 0
+        self.degraded_at = 0
 
 
 class Outbound:
@@ -48,11 +57,21 @@ class Outbound:
     __slots__ = (
         "conns", "next_id", "ready", "overflowed", "max_frames", "max_bytes",
         "frames_queued", "bytes_queued", "dropped", "high", "to_degrade", "over", "grace_ms",
+        "degrade_after", "clock", "aging",
     )
 
     def __init__(
-        self, max_frames: int, max_bytes: int, high: float = float("inf"), grace_ms: int = 0
+        self, max_frames: int, max_bytes: int, high: float = float("inf"), grace_ms: int = 0,
+        degrade_after: int | None = None,
     ) -> None:
+        # The age rule: a queue not empty for this many ms notes its connection (None: off).
+        self.degrade_after = degrade_after
+        # The latest now_ms a timed core call brought (never goes back); UNSET until the first,
+        # which then stamps the ages started before it.
+        self.clock = UNSET
+        # (id, busy_since) of queues that went non-empty, in clock order; an entry whose
+        # busy_since no longer matches its connection's is stale.
+        self.aging: deque[tuple[int, int]] = deque()
         # Connections that went over and are not reported yet, and how long they may stay so.
         self.over: list[int] = []
         self.grace_ms = grace_ms
@@ -68,6 +87,46 @@ class Outbound:
         self.frames_queued = 0
         self.bytes_queued = 0
         self.dropped = 0
+
+    def advance(self, now_ms: int) -> None:
+        """Advance the clock to ``now_ms`` (a ``now_ms`` behind it is ignored)."""
+        if self.clock == UNSET and self.aging:
+            stamped: deque[tuple[int, int]] = deque()
+            for conn_id, _ in self.aging:
+                conn = self.conns.get(conn_id)
+                if conn is not None and conn.busy_since == UNSET:
+                    conn.busy_since = now_ms
+                stamped.append((conn_id, now_ms))
+            self.aging = stamped
+        if now_ms > self.clock:
+            self.clock = now_ms
+
+    def _start_age(self, conn: Conn) -> None:
+        conn.busy_since = self.clock
+        if self.degrade_after is not None:
+            self.aging.append((conn.id, self.clock))
+
+    def restart_age(self, conn: Conn) -> None:
+        """A connection that recovered with frames still queued: its age starts again now."""
+        if conn.frames:
+            self._start_age(conn)
+
+    def note_aged(self) -> None:
+        """The age rule: note for degrading every connection whose queue has not been empty
+        since ``degrade_after`` ms or more before the clock and that is not degraded."""
+        after = self.degrade_after
+        if after is None:
+            return
+        aging, clock, conns = self.aging, self.clock, self.conns
+        while aging and clock - aging[0][1] >= after:
+            conn_id, since = aging.popleft()
+            conn = conns.get(conn_id)
+            if (
+                conn is not None and conn.busy_since == since and conn.frames
+                and not conn.degraded and not conn.noted
+            ):
+                conn.noted = True
+                self.to_degrade.append(conn_id)
 
     def connect(self) -> int:
         conn_id = self.next_id
@@ -145,6 +204,7 @@ class Outbound:
             return False
         if not frames:
             self.ready.add(conn.id)
+            self._start_age(conn)
         frames.append(frame)
         conn.bytes += n
         self.frames_queued += 1
@@ -170,6 +230,7 @@ class Outbound:
             elif not conn.over and len(frames) < max_frames and conn.bytes <= room:
                 if not frames:
                     ready_add(conn.id)
+                    self._start_age(conn)
                 frames.append(frame)
                 conn.bytes += n
                 queued += 1
