@@ -76,13 +76,29 @@ type Ws = WebSocketStream<TcpStream>;
 /// What the lane hands to Python.
 #[derive(Debug, PartialEq)]
 pub enum Event {
-    Open { lane: u64, peer: String },
-    Text { lane: u64, text: String },
-    Binary { lane: u64, data: Vec<u8> },
+    Open {
+        lane: u64,
+        peer: String,
+    },
+    Text {
+        lane: u64,
+        text: String,
+    },
+    Binary {
+        lane: u64,
+        data: Vec<u8>,
+    },
     /// A message over the lane's size limit (Python answers `message_too_large`, 1009).
-    TooLarge { lane: u64 },
-    Gone { lane: u64 },
-    Panic { lane: u64, what: String },
+    TooLarge {
+        lane: u64,
+    },
+    Gone {
+        lane: u64,
+    },
+    Panic {
+        lane: u64,
+        what: String,
+    },
 }
 
 /// The session's close decision, carried out by the writer.
@@ -183,7 +199,11 @@ impl Faults {
     /// Panic if a fault is set `at` this point for a payload containing its marker.
     pub fn trip(&self, at: Fault, payload: &[u8]) {
         for (place, marker) in &self.0 {
-            if *place == at && payload.windows(marker.len()).any(|w| w == marker.as_slice()) {
+            if *place == at
+                && payload
+                    .windows(marker.len())
+                    .any(|w| w == marker.as_slice())
+            {
                 panic!("injected by {PANIC_ENV} ({at:?})");
             }
         }
@@ -223,16 +243,27 @@ pub fn text_frames(payload: bytes::Bytes) -> Vec<Message> {
         while end < payload.len() && end > start + 1 && payload[end] & 0xC0 == 0x80 {
             end -= 1;
         }
-        let data = if start == 0 { Data::Text } else { Data::Continue };
+        let data = if start == 0 {
+            Data::Text
+        } else {
+            Data::Continue
+        };
         let fin = end == payload.len();
-        out.push(Message::Frame(Frame::message(payload.slice(start..end), OpCode::Data(data), fin)));
+        out.push(Message::Frame(Frame::message(
+            payload.slice(start..end),
+            OpCode::Data(data),
+            fin,
+        )));
         start = end;
     }
     out
 }
 
 /// Feed one text message (fragmented if large); the caller flushes.
-async fn feed_text(sink: &mut SplitSink<Ws, Message>, payload: bytes::Bytes) -> Result<(), WsError> {
+async fn feed_text(
+    sink: &mut SplitSink<Ws, Message>,
+    payload: bytes::Bytes,
+) -> Result<(), WsError> {
     for m in text_frames(payload) {
         sink.feed(m).await?;
     }
@@ -273,7 +304,10 @@ impl Wakes {
     pub fn forget(&self, conn: &Arc<Conn>) {
         let conn_id = conn.conn_id.load(Ordering::Acquire);
         let mut by_conn_id = self.by_conn_id.lock().unwrap_or_else(|e| e.into_inner());
-        if by_conn_id.get(&conn_id).is_some_and(|c| Arc::ptr_eq(c, conn)) {
+        if by_conn_id
+            .get(&conn_id)
+            .is_some_and(|c| Arc::ptr_eq(c, conn))
+        {
             by_conn_id.remove(&conn_id);
         }
     }
@@ -747,8 +781,9 @@ impl FastLane {
         max_message_bytes: usize,
         close_timeout_s: f64,
     ) -> PyResult<Self> {
-        let std_listener = bind(host, port)
-            .map_err(|e| PyOSError::new_err(format!("fast lane: cannot listen on {host}:{port}: {e}")))?;
+        let std_listener = bind(host, port).map_err(|e| {
+            PyOSError::new_err(format!("fast lane: cannot listen on {host}:{port}: {e}"))
+        })?;
         let port = std_listener.local_addr().map(|a| a.port()).unwrap_or(port);
         let (wake_tx, wake_rx) = UnixStream::pair()?;
         wake_tx.set_nonblocking(true)?;
@@ -788,7 +823,11 @@ impl FastLane {
                     // the close timeout to finish, then drop whatever is left.
                     let deadline = Instant::now() + shared.close_timeout + CLOSE_REPLY;
                     while Instant::now() < deadline
-                        && !shared.conns.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+                        && !shared
+                            .conns
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .is_empty()
                     {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
@@ -822,9 +861,14 @@ impl FastLane {
                 break;
             }
         }
-        let events = std::mem::take(&mut *self.lane.events.lock().unwrap_or_else(|e| e.into_inner()));
+        let events =
+            std::mem::take(&mut *self.lane.events.lock().unwrap_or_else(|e| e.into_inner()));
         drop(std::mem::take(
-            &mut *self.lane.graveyard.lock().unwrap_or_else(|e| e.into_inner()),
+            &mut *self
+                .lane
+                .graveyard
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
         ));
         let list = PyList::empty(py);
         for e in events {
@@ -839,7 +883,14 @@ impl FastLane {
                     ("panic", lane_id, what.into_pyobject(py)?.into_any())
                 }
             };
-            list.append(PyTuple::new(py, [item.0.into_pyobject(py)?.into_any(), item.1.into_pyobject(py)?.into_any(), item.2])?)?;
+            list.append(PyTuple::new(
+                py,
+                [
+                    item.0.into_pyobject(py)?.into_any(),
+                    item.1.into_pyobject(py)?.into_any(),
+                    item.2,
+                ],
+            )?)?;
         }
         Ok(list)
     }
@@ -894,7 +945,10 @@ impl FastLane {
     fn progress(&self, lane_id: u64) -> (usize, u64) {
         self.lane.conn(lane_id).map_or((0, 0), |c| {
             let in_hand = c.in_hand.load(Ordering::Acquire);
-            (if in_hand == usize::MAX { 0 } else { in_hand }, c.written.load(Ordering::Relaxed))
+            (
+                if in_hand == usize::MAX { 0 } else { in_hand },
+                c.written.load(Ordering::Relaxed),
+            )
         })
     }
 
@@ -931,7 +985,11 @@ impl FastLane {
         }
         // Frames the lane still holds are dropped here, attached.
         drop(std::mem::take(
-            &mut *self.lane.graveyard.lock().unwrap_or_else(|e| e.into_inner()),
+            &mut *self
+                .lane
+                .graveyard
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
         ));
         Ok(())
     }
@@ -1040,9 +1098,15 @@ mod tests {
         let conn = Conn::default();
         assert!(!conn.discard_requested());
         *conn.close.lock().unwrap() = Some(close(false));
-        assert!(!conn.discard_requested(), "1001 at shutdown finishes the burst in hand");
+        assert!(
+            !conn.discard_requested(),
+            "1001 at shutdown finishes the burst in hand"
+        );
         *conn.close.lock().unwrap() = Some(close(true));
-        assert!(conn.discard_requested(), "a slow consumer's frames in hand are dropped");
+        assert!(
+            conn.discard_requested(),
+            "a slow consumer's frames in hand are dropped"
+        );
         *conn.close.lock().unwrap() = None;
         conn.gone.store(true, Ordering::Release);
         assert!(conn.discard_requested());
@@ -1136,8 +1200,15 @@ mod memory_and_fault_tests {
         let mut joined = Vec::new();
         for (i, (data, is_text, fin)) in parts.iter().enumerate() {
             assert!(data.len() <= WRITE_CHUNK && !data.is_empty());
-            assert!(std::str::from_utf8(data).is_ok(), "fragment {i} is not UTF-8 on its own");
-            assert_eq!(*is_text, i == 0, "the first fragment is Text, the others Continue");
+            assert!(
+                std::str::from_utf8(data).is_ok(),
+                "fragment {i} is not UTF-8 on its own"
+            );
+            assert_eq!(
+                *is_text,
+                i == 0,
+                "the first fragment is Text, the others Continue"
+            );
             assert_eq!(*fin, i == parts.len() - 1);
             joined.extend_from_slice(data);
         }
@@ -1158,7 +1229,11 @@ mod memory_and_fault_tests {
 
     /// A server connection configured as the lane's, a blocking client reading it on a thread of
     /// its own (so only the server's allocations are counted on this thread).
-    async fn pair() -> (SplitSink<Ws, Message>, SplitStream<Ws>, mpsc::Receiver<usize>) {
+    async fn pair() -> (
+        SplitSink<Ws, Message>,
+        SplitStream<Ws>,
+        mpsc::Receiver<usize>,
+    ) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = mpsc::channel();
@@ -1198,14 +1273,20 @@ mod memory_and_fault_tests {
                 assert_eq!(received.recv().unwrap(), 1 << 20);
             }
             let kept = live_bytes::now() - before;
-            assert!(kept < 16 * 1024, "the connection kept {kept} bytes after a 3 MiB burst");
+            assert!(
+                kept < 16 * 1024,
+                "the connection kept {kept} bytes after a 3 MiB burst"
+            );
 
             // The meter sees what tungstenite keeps when a frame is written whole.
             let before = live_bytes::now();
             sink.send(text_message(big.clone())).await.unwrap();
             assert_eq!(received.recv().unwrap(), 1 << 20);
             let kept = live_bytes::now() - before;
-            assert!(kept > 1 << 19, "unfragmented, tungstenite keeps about the frame's size ({kept})");
+            assert!(
+                kept > 1 << 19,
+                "unfragmented, tungstenite keeps about the frame's size ({kept})"
+            );
         });
     }
 
@@ -1254,7 +1335,9 @@ mod memory_and_fault_tests {
         n: usize,
         len: usize,
     ) -> (usize, isize) {
-        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         runtime.block_on(async {
             let socket = CountingSocket::default();
             let writes = socket.0.clone();
@@ -1287,7 +1370,10 @@ mod memory_and_fault_tests {
         let frames = 10 * drain;
         assert!(writes * 10 < frames, "{writes} writes for {frames} frames");
         let bound = 2 * (WRITE_BUFFER + WRITE_CHUNK + 14) as isize;
-        assert!(kept <= bound, "the connection kept {kept} bytes (bound {bound})");
+        assert!(
+            kept <= bound,
+            "the connection kept {kept} bytes (bound {bound})"
+        );
         // Without a write buffer, tungstenite writes each frame as it is fed.
         let unbuffered = ws_config(64 * 1024).write_buffer_size(0);
         assert_eq!(burst_writes_and_kept(unbuffered, 1, 20, 200).0, 20);
